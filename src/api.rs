@@ -1,0 +1,140 @@
+//! The public SQL functions written in Rust (schema `cdp`). A thin layer:
+//! argument checks, then the domain modules. The read functions (profile,
+//! events_of, views) are plain SQL in `sql/read_api.sql`.
+
+use crate::errors::{CdpError, ErrorKind, OrRaise};
+use crate::identity::{self, IdentifyRequest};
+use crate::ingest::{self, TrackRequest};
+use crate::validate::{self, IdentifyType};
+use crate::{attributes, identifiers, payload, profiles, settings};
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::Value;
+
+fn transaction_start() -> TimestampWithTimeZone {
+    // SAFETY: plain read of the transaction's start time.
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    TimestampWithTimeZone::try_from(now).expect("the transaction start time is a valid timestamptz")
+}
+
+/// Records one event for a UID and returns the id of the (unified) profile it
+/// was attributed to. See README "cdp.track_event".
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn track_event(
+    uid: Option<&str>,
+    category: Option<&str>,
+    action: Option<&str>,
+    payload: default!(Option<JsonB>, "'{}'"),
+    event_time: default!(Option<TimestampWithTimeZone>, "now()"),
+) -> i64 {
+    let uid = validate::identifier("uid", uid).or_raise();
+    let category = validate::event_name("category", category).or_raise();
+    let action = validate::event_name("action", action).or_raise();
+    let payload = payload.map(|p| p.0).unwrap_or_else(|| Value::Object(Default::default()));
+    let facts = payload::read(&payload).or_raise();
+    let payload_json = payload.to_string();
+    let limit = settings::max_payload_bytes();
+    if payload_json.len() > limit {
+        CdpError::new(
+            ErrorKind::LimitExceeded,
+            format!("payload is {} bytes; cdp.max_payload_bytes allows {limit}", payload_json.len()),
+        )
+        .raise();
+    }
+    let request = TrackRequest {
+        uid,
+        category,
+        action,
+        payload_json: &payload_json,
+        facts,
+        event_time: event_time.unwrap_or_else(transaction_start),
+    };
+    Spi::connect_mut(|client| ingest::track_event(client, &request))
+}
+
+/// Assigns a customer id to a UID and merges the person's anonymous profiles
+/// into the customer profile; returns the customer profile id.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn identify(
+    uid: Option<&str>,
+    customer_id: Option<&str>,
+    attributes: default!(Option<JsonB>, "'{}'"),
+    identify_type: default!(Option<&str>, "'exact'"),
+    identify_time: default!(Option<TimestampWithTimeZone>, "now()"),
+) -> i64 {
+    let uid = validate::identifier("uid", uid).or_raise();
+    let customer_id = validate::identifier("customer_id", customer_id).or_raise();
+    if let Some(why) = identifiers::junk_reason(customer_id) {
+        CdpError::invalid(format!("customer_id \"{customer_id}\" cannot identify anybody ({why})"))
+            .with_hint("Pass the real customer id, for example md5 of a normalized email that is present.")
+            .raise();
+    }
+    let identify_type = IdentifyType::parse(identify_type).or_raise();
+    let attributes = match attributes.map(|a| a.0) {
+        None => Default::default(),
+        Some(Value::Object(map)) => attributes::storable(&map),
+        Some(other) => CdpError::invalid(format!("attributes must be a JSON object, not {}", payload::type_name(&other))).raise(),
+    };
+    let request = IdentifyRequest {
+        uid,
+        customer_id,
+        attributes,
+        identify_type,
+        identify_time: identify_time.unwrap_or_else(transaction_start),
+        identify_id: None,
+        device_id: None,
+    };
+    Spi::connect_mut(|client| {
+        let outcome = identity::identify(client, &request);
+        profiles::record_skips(client, uid, None, &outcome.skips);
+        outcome.customer
+    })
+}
+
+/// Lowercase hex MD5 of the text, as the SDK's `md5(email)`.
+#[pg_extern(immutable, parallel_safe, strict, name = "md5")]
+#[search_path(pg_catalog, pg_temp)]
+fn md5_hex(input: &str) -> String {
+    identifiers::md5_hex(input)
+}
+
+/// Lowercase hex SHA-256 of the text.
+#[pg_extern(immutable, parallel_safe, strict, name = "sha256")]
+#[search_path(pg_catalog, pg_temp)]
+fn sha256_hex(input: &str) -> String {
+    identifiers::sha256_hex(input)
+}
+
+/// The normalized email (lowercase, Gmail dots and +tags removed), or NULL
+/// when the text is not a usable address.
+#[pg_extern(immutable, parallel_safe, strict)]
+#[search_path(pg_catalog, pg_temp)]
+fn normalize_email(input: &str) -> Option<String> {
+    identifiers::normalize_email(input)
+}
+
+/// The normalized phone number (digits, "+" for international form), or
+/// NULL when the text is not a usable number.
+#[pg_extern(immutable, parallel_safe, strict)]
+#[search_path(pg_catalog, pg_temp)]
+fn normalize_phone(input: &str) -> Option<String> {
+    identifiers::normalize_phone(input)
+}
+
+/// Why a value cannot identify anybody (a placeholder, the hash of an empty
+/// value, ...), or NULL when it can.
+#[pg_extern(immutable, parallel_safe, strict)]
+#[search_path(pg_catalog, pg_temp)]
+fn junk_reason(input: &str) -> Option<&'static str> {
+    identifiers::junk_reason(input)
+}
+
+/// A fresh UID (UUIDv7 text), for backends that mint UIDs themselves.
+#[pg_extern(volatile, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn new_uid() -> String {
+    identifiers::new_uid()
+}

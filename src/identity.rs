@@ -1,0 +1,260 @@
+//! Identity resolution and merging: what `cdp.identify` does.
+//!
+//! Locking, so that concurrent calls for overlapping UIDs and customers end
+//! consistent and never deadlock: an identify takes the customer id's
+//! advisory lock, then the UID's, then row locks on the anonymous profiles it
+//! merges in ascending profile id order. Anonymous profiles are re-checked
+//! under their row lock, so one taken by another customer meanwhile is left alone.
+
+use crate::attributes::{contact_identifiers, Identifier, Skip};
+use crate::identifiers::junk_reason;
+use crate::profiles::{self, add_identifiers, resolve_uid, set_attributes};
+use crate::settings;
+use crate::store::{column, exec, first_value, lock, CUSTOMER_LOCK, UID_LOCK};
+use crate::validate::IdentifyType;
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::spi::SpiClient;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+pub struct IdentifyRequest<'a> {
+    pub uid: &'a str,
+    pub customer_id: &'a str,
+    /// Storable attributes (see `attributes::storable`).
+    pub attributes: Map<String, Value>,
+    pub identify_type: IdentifyType,
+    pub identify_time: TimestampWithTimeZone,
+    pub identify_id: Option<&'a str>,
+    /// The identifying event's `context.device_id`, junk already removed.
+    pub device_id: Option<&'a str>,
+}
+
+pub struct IdentifyOutcome {
+    pub customer: i64,
+    /// Identifier values that were refused (junk emails, phones, identify ids).
+    pub skips: Vec<Skip>,
+}
+
+/// Why an anonymous profile was merged; the order is the order of preference
+/// when one profile is found through several pieces of evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    Uid,
+    DeviceId,
+    Email,
+    Phone,
+    IdentifyId,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Uid => "uid",
+            Reason::DeviceId => "device_id",
+            Reason::Email => "email",
+            Reason::Phone => "phone",
+            Reason::IdentifyId => "identify_id",
+        }
+    }
+
+    fn of_identifier_kind(kind: &str) -> Option<Self> {
+        match kind {
+            "device_id" => Some(Reason::DeviceId),
+            "email" => Some(Reason::Email),
+            "phone" => Some(Reason::Phone),
+            "identify_id" => Some(Reason::IdentifyId),
+            _ => None,
+        }
+    }
+}
+
+pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>) -> IdentifyOutcome {
+    lock(client, CUSTOMER_LOCK, req.customer_id);
+    let customer = find_or_create_customer(client, req.customer_id, req.identify_time);
+    lock(client, UID_LOCK, req.uid);
+
+    // The identifying UID's own profile: merge it, keep it, or move the UID.
+    let mut candidates: BTreeMap<i64, (Reason, String)> = BTreeMap::new();
+    let mut evidence_profile = None;
+    let mut shared_browser = false;
+    match resolve_uid(client, req.uid, &Map::new()) {
+        None => profiles::map_uid(client, req.uid, customer, None),
+        Some(s) if s.root == customer => evidence_profile = Some(s.own_profile),
+        Some(s) if s.root_customer_id.is_none() => {
+            candidates.insert(s.root, (Reason::Uid, req.uid.to_string()));
+            evidence_profile = Some(s.own_profile);
+        }
+        Some(s) => {
+            reassign_uid(client, req, s.root, customer);
+            shared_browser = true;
+        }
+    }
+
+    let (mut person, mut skips) = contact_identifiers(&req.attributes);
+    if let Some(iid) = req.identify_id.map(str::trim).filter(|v| !v.is_empty()) {
+        match junk_reason(iid) {
+            None => person.push(Identifier { kind: "identify_id", value: iid.to_string() }),
+            Some(why) => skips.push(Skip { field: "extra.identify_id".into(), value: iid.into(), reason: why.into() }),
+        }
+    }
+    add_identifiers(client, customer, &person);
+    // The identify's own attributes first: merged profiles only fill gaps.
+    set_attributes(client, customer, &req.attributes, req.identify_time, "identify");
+
+    // A browser shared by two customers says nothing about who its anonymous visitors were.
+    let device_linking = settings::device_linking() && !shared_browser;
+    let mut evidence = person;
+    if let (true, Some(device)) = (device_linking, req.device_id) {
+        evidence.push(Identifier { kind: "device_id", value: device.to_string() });
+    }
+    for (root, reason, value) in find_anonymous_matches(client, customer, &evidence, evidence_profile, device_linking) {
+        let entry = candidates.entry(root).or_insert((reason, value.clone()));
+        if reason < entry.0 {
+            *entry = (reason, value);
+        }
+    }
+
+    for profile_id in lock_still_anonymous(client, candidates.keys().copied().collect()) {
+        let (reason, evidence) = &candidates[&profile_id];
+        merge_into_customer(client, profile_id, customer, *reason, evidence, req);
+    }
+    IdentifyOutcome { customer, skips }
+}
+
+fn find_or_create_customer(client: &mut SpiClient<'_>, customer_id: &str, at: TimestampWithTimeZone) -> i64 {
+    let table = exec(
+        client,
+        "SELECT profile_id, identified_at > $2 FROM cdp.profiles WHERE customer_id = $1",
+        &[customer_id.into(), at.into()],
+    );
+    if !table.is_empty() {
+        let row = table.first();
+        let profile_id: i64 = row.get(1).ok().flatten().expect("profile_id is NOT NULL");
+        if row.get::<bool>(2).ok().flatten().unwrap_or(false) {
+            exec(
+                client,
+                "UPDATE cdp.profiles SET identified_at = $2 WHERE profile_id = $1",
+                &[profile_id.into(), at.into()],
+            );
+        }
+        return profile_id;
+    }
+    first_value(exec(
+        client,
+        "INSERT INTO cdp.profiles (customer_id, identified_at) VALUES ($1, $2) RETURNING profile_id",
+        &[customer_id.into(), at.into()],
+    ))
+    .expect("INSERT ... RETURNING returns a row")
+}
+
+/// A UID of customer `from` identifies as another customer: the UID counts
+/// for `into` from now on, `from` keeps its id and its history.
+fn reassign_uid(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>, from: i64, into: i64) {
+    exec(
+        client,
+        "WITH moved AS (UPDATE cdp.uids SET profile_id = $3 WHERE uid = $1 RETURNING uid)
+         INSERT INTO cdp.merges (kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time)
+         SELECT 'uid_reassigned', $2, $3, 'uid', moved.uid, moved.uid, $4, $5 FROM moved",
+        &[req.uid.into(), from.into(), into.into(), req.identify_type.as_str().into(), req.identify_time.into()],
+    );
+}
+
+/// Live anonymous profiles that share evidence with the customer: the
+/// evidence given, the person-level identifiers (email, phone, identify id)
+/// already known for the customer, and the identifiers of the identifying
+/// UID's own profile (its device ids only when device linking is on).
+fn find_anonymous_matches(
+    client: &mut SpiClient<'_>,
+    customer: i64,
+    evidence: &[Identifier],
+    evidence_profile: Option<i64>,
+    device_linking: bool,
+) -> Vec<(i64, Reason, String)> {
+    let kinds: Vec<String> = evidence.iter().map(|i| i.kind.to_string()).collect();
+    let values: Vec<String> = evidence.iter().map(|i| i.value.clone()).collect();
+    let table = exec(
+        client,
+        "WITH evidence(kind, value) AS (
+             SELECT t.kind, t.value FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) AS t(kind, value)
+             UNION
+             SELECT i.kind, i.value FROM cdp.identifiers i
+             JOIN cdp.profiles f ON f.profile_id = i.profile_id
+             WHERE (f.profile_id = $1 OR f.merged_into = $1) AND i.kind <> 'device_id'
+             UNION
+             SELECT i.kind, i.value FROM cdp.identifiers i
+             WHERE i.profile_id = $4 AND (i.kind <> 'device_id' OR $5)
+         )
+         SELECT DISTINCT r.profile_id, i.kind, i.value
+         FROM evidence e
+         JOIN cdp.identifiers i ON i.kind = e.kind AND i.value = e.value
+         JOIN cdp.profiles p ON p.profile_id = i.profile_id
+         JOIN cdp.profiles r ON r.profile_id = coalesce(p.merged_into, p.profile_id)
+         WHERE r.customer_id IS NULL AND r.merged_into IS NULL",
+        &[customer.into(), kinds.into(), values.into(), evidence_profile.into(), device_linking.into()],
+    );
+    table
+        .filter_map(|row| {
+            let root = column::<i64>(&row, 1)?;
+            let reason = Reason::of_identifier_kind(&column::<String>(&row, 2)?)?;
+            Some((root, reason, column::<String>(&row, 3)?))
+        })
+        .collect()
+}
+
+/// Locks the candidates in ascending id order (so two identifies never wait
+/// on each other in a cycle) and returns those still anonymous and unmerged.
+fn lock_still_anonymous(client: &mut SpiClient<'_>, candidates: Vec<i64>) -> Vec<i64> {
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    exec(
+        client,
+        "SELECT profile_id FROM cdp.profiles
+         WHERE profile_id = ANY($1) AND customer_id IS NULL AND merged_into IS NULL
+         ORDER BY profile_id FOR UPDATE",
+        &[candidates.into()],
+    )
+    .filter_map(|row| column::<i64>(&row, 1))
+    .collect()
+}
+
+/// Merges a locked anonymous profile into a customer. Cost is independent of
+/// the number of events: events keep their profile id and are found through
+/// `merged_into`. The customer's attributes win; the merged profile only fills
+/// gaps, and the filled keys are recorded so the merge can be undone.
+pub fn merge_into_customer(
+    client: &mut SpiClient<'_>,
+    anonymous: i64,
+    customer: i64,
+    reason: Reason,
+    evidence: &str,
+    req: &IdentifyRequest<'_>,
+) -> i64 {
+    first_value(exec(
+        client,
+        "WITH merged AS (
+             UPDATE cdp.profiles SET merged_into = $2, merged_at = pg_catalog.now()
+             WHERE profile_id = $1 RETURNING profile_id
+         ), filled AS (
+             INSERT INTO cdp.profile_attributes (profile_id, key, value, set_at, source, source_profile)
+             SELECT $2, a.key, a.value, a.set_at, 'merge', $1 FROM cdp.profile_attributes a WHERE a.profile_id = $1
+             ON CONFLICT (profile_id, key) DO NOTHING
+             RETURNING key
+         )
+         INSERT INTO cdp.merges (kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time, filled_attributes)
+         SELECT 'merge', merged.profile_id, $2, $3, $4, $5, $6, $7,
+                coalesce((SELECT pg_catalog.array_agg(key ORDER BY key) FROM filled), '{}')
+         FROM merged
+         RETURNING merge_id",
+        &[
+            anonymous.into(),
+            customer.into(),
+            reason.as_str().into(),
+            evidence.into(),
+            req.uid.into(),
+            req.identify_type.as_str().into(),
+            req.identify_time.into(),
+        ],
+    ))
+    .expect("the profile was locked as anonymous and unmerged")
+}

@@ -1,0 +1,40 @@
+//! Settings (GUCs) of the extension. They can be set per session, per role,
+//! per database or in postgresql.conf.
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+/// Whether identify also merges anonymous profiles seen with the same
+/// `context.device_id` (a browser that lost its UID cookie).
+pub static DEVICE_LINKING: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// Largest accepted event payload, in bytes of its JSON text.
+pub static MAX_PAYLOAD_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
+
+pub fn register() {
+    GucRegistry::define_bool_guc(
+        c"cdp.device_linking",
+        c"Merge anonymous profiles that share the identifying visitor's device id.",
+        c"When on, identify merges every still-anonymous profile seen with the same context.device_id into the customer.",
+        &DEVICE_LINKING,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"cdp.max_payload_bytes",
+        c"Largest event payload accepted by cdp.track_event.",
+        c"Payloads whose JSON text is larger fail with SQLSTATE 54000.",
+        &MAX_PAYLOAD_BYTES,
+        1024,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_BYTE,
+    );
+}
+
+pub fn device_linking() -> bool {
+    DEVICE_LINKING.get()
+}
+
+pub fn max_payload_bytes() -> usize {
+    MAX_PAYLOAD_BYTES.get() as usize
+}

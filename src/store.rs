@@ -1,0 +1,58 @@
+//! The SPI edge: every statement the extension runs is a fixed text that is
+//! planned once per backend and kept (`SPI_keepplan`), so the hot path pays
+//! for execution only. PostgreSQL re-plans kept statements by itself when the
+//! tables they use change.
+
+use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
+use pgrx::PgOid;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+thread_local! {
+    static PLANS: RefCell<HashMap<usize, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+}
+
+/// Runs one of the extension's statements with its arguments.
+pub fn exec<'conn>(client: &mut SpiClient<'conn>, sql: &'static str, args: &[DatumWithOid]) -> SpiTupleTable<'conn> {
+    let key = sql.as_ptr() as usize;
+    PLANS.with(|plans| {
+        let mut plans = plans.borrow_mut();
+        if !plans.contains_key(&key) {
+            let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
+            let plan = client
+                .prepare_mut(sql, &types)
+                .unwrap_or_else(|e| panic!("cdp_identity: cannot prepare statement: {e}"))
+                .keep();
+            plans.insert(key, plan);
+        }
+        let plan = &plans[&key];
+        client.update(plan, None, args).unwrap_or_else(|e| panic!("cdp_identity: statement failed: {e}"))
+    })
+}
+
+/// The first column of the first row, if there is a row and it is not NULL.
+pub fn first_value<T: FromDatum + IntoDatum>(table: SpiTupleTable<'_>) -> Option<T> {
+    if table.is_empty() {
+        return None;
+    }
+    table.first().get::<T>(1).unwrap_or_else(|e| panic!("cdp_identity: unexpected result: {e}"))
+}
+
+/// Column `ordinal` (1-based) of the current row.
+pub fn column<T: FromDatum + IntoDatum>(row: &pgrx::spi::SpiHeapTupleData<'_>, ordinal: usize) -> Option<T> {
+    row.get::<T>(ordinal).unwrap_or_else(|e| panic!("cdp_identity: unexpected result: {e}"))
+}
+
+/// Lock spaces of `pg_advisory_xact_lock(int, int)`: one for customer ids,
+/// one for UIDs. Held until the transaction ends.
+pub const CUSTOMER_LOCK: i32 = 0x4344_5001;
+pub const UID_LOCK: i32 = 0x4344_5002;
+
+pub fn lock(client: &mut SpiClient<'_>, space: i32, key: &str) {
+    exec(
+        client,
+        "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
+        &[space.into(), key.into()],
+    );
+}
