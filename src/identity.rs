@@ -1,16 +1,15 @@
 //! Identity resolution and merging: what `cdp.identify` does.
 //!
-//! Locking, so that concurrent calls for overlapping UIDs and customers end
-//! consistent and never deadlock: an identify takes the customer id's
-//! advisory lock, then the UID's, then row locks on the anonymous profiles it
-//! merges in ascending profile id order. Anonymous profiles are re-checked
-//! under their row lock, so one taken by another customer meanwhile is left alone.
+//! Concurrency: an identify holds the identity lock exclusively (see
+//! `store`), so identity decisions never interleave, and events that change
+//! profiles wait for it (events that only append do not). The profiles it
+//! merges are also locked and re-checked, in ascending id order.
 
 use crate::attributes::{contact_identifiers, Identifier, Skip};
 use crate::identifiers::junk_reason;
 use crate::profiles::{self, add_identifiers, resolve_uid, set_attributes};
 use crate::settings;
-use crate::store::{column, exec, first_value, lock, CUSTOMER_LOCK, UID_LOCK};
+use crate::store::{column, exec, first_value, lock_identity_exclusive};
 use crate::validate::IdentifyType;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
@@ -69,9 +68,8 @@ impl Reason {
 }
 
 pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>) -> IdentifyOutcome {
-    lock(client, CUSTOMER_LOCK, req.customer_id);
+    lock_identity_exclusive(client);
     let customer = find_or_create_customer(client, req.customer_id, req.identify_time);
-    lock(client, UID_LOCK, req.uid);
 
     // The identifying UID's own profile: merge it, keep it, or move the UID.
     let mut candidates: BTreeMap<i64, (Reason, String)> = BTreeMap::new();
@@ -238,6 +236,7 @@ pub fn merge_into_customer(
          ), filled AS (
              INSERT INTO cdp.profile_attributes (profile_id, key, value, set_at, source, source_profile)
              SELECT $2, a.key, a.value, a.set_at, 'merge', $1 FROM cdp.profile_attributes a WHERE a.profile_id = $1
+             ORDER BY a.key COLLATE \"C\"
              ON CONFLICT (profile_id, key) DO NOTHING
              RETURNING key
          )

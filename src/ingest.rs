@@ -5,17 +5,18 @@
 //! written when something about them changed: a new device, a new browser, a
 //! lead form, an identify.
 
-use crate::attributes::{contact_identifiers, storable, system_attributes, Identifier, Skip};
+use crate::attributes::{contact_identifiers, storable, system_attributes, Identifier, Skip, SystemAttributes};
 use crate::errors::{CdpError, CdpResult, ErrorKind, OrRaise};
 use crate::identifiers::junk_reason;
 use crate::identity::{self, IdentifyRequest};
 use crate::payload::EventFacts;
 use crate::profiles::{self, UidState};
-use crate::store::{exec, first_value, lock, UID_LOCK};
+use crate::store::{exec, first_value, lock_identity_shared, lock_uid};
 use crate::timeparse::{self, ParsedTime};
 use crate::validate;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
+use serde_json::{Map, Value};
 
 pub struct TrackRequest<'a> {
     pub uid: &'a str,
@@ -33,8 +34,7 @@ pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest<'_>) -> i64 {
     let device_id = ctx.device_id.as_deref().map(str::trim).filter(|d| !d.is_empty() && junk_reason(d).is_none());
     let mut skips: Vec<Skip> = Vec::new();
 
-    // Identify first (it takes the customer lock before the UID lock, the
-    // order every caller uses), so the event lands on the customer.
+    // Identify first, so the event lands on the customer.
     let mut identified = false;
     if let Some(claim) = &req.facts.claim {
         // A retried sign-in must not identify twice.
@@ -68,27 +68,31 @@ pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest<'_>) -> i64 {
     }
 
     let system = system_attributes(ctx);
+    // A lead form: customer attributes without a usable customer id.
+    let lead_form = if identified { Default::default() } else { storable(&req.facts.attributes) };
     let state = match profiles::resolve_uid(client, req.uid, &system.last) {
-        Some(state) => {
-            profiles::update_system(client, &state, &system, req.event_time);
-            if let Some(device) = device_id.filter(|d| state.last_device_id.as_deref() != Some(*d)) {
-                record_device(client, req.uid, state.own_profile, device);
+        None => {
+            if !identified {
+                lock_identity_shared(client);
             }
-            state
+            first_sight(client, req, &system, device_id, &lead_form)
         }
-        None => first_sight(client, req, &system, device_id),
+        Some(state) => {
+            let needs_write = state.system_changes(&system, req.event_time) != (false, false)
+                || device_id.is_some_and(|d| state.last_device_id.as_deref() != Some(d))
+                || !lead_form.is_empty();
+            if needs_write {
+                if !identified {
+                    lock_identity_shared(client);
+                }
+                write_profile_changes(client, req, state, &system, device_id, &lead_form)
+            } else {
+                state
+            }
+        }
     };
-
-    // A lead form (customer attributes without a usable customer id).
-    if !identified {
-        let attributes = storable(&req.facts.attributes);
-        if !attributes.is_empty() {
-            let root = profiles::lock_root_for_write(client, state.root);
-            profiles::set_attributes(client, root, &attributes, req.event_time, "event");
-            let (contacts, contact_skips) = contact_identifiers(&attributes);
-            profiles::add_identifiers(client, state.own_profile, &contacts);
-            skips.extend(contact_skips);
-        }
+    if !lead_form.is_empty() {
+        skips.extend(contact_identifiers(&lead_form).1);
     }
 
     match insert_event(client, req, state.own_profile, message_id) {
@@ -106,18 +110,20 @@ pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest<'_>) -> i64 {
 fn first_sight(
     client: &mut SpiClient<'_>,
     req: &TrackRequest<'_>,
-    system: &crate::attributes::SystemAttributes,
+    system: &SystemAttributes,
     device_id: Option<&str>,
+    lead_form: &Map<String, Value>,
 ) -> UidState {
-    lock(client, UID_LOCK, req.uid);
+    lock_uid(client, req.uid);
     if let Some(state) = profiles::resolve_uid(client, req.uid, &system.last) {
-        profiles::update_system(client, &state, system, req.event_time);
-        return state;
+        // Created meanwhile by a concurrent event of this UID.
+        return write_profile_changes(client, req, state, system, device_id, lead_form);
     }
     let profile_id = profiles::create_anonymous(client, req.uid, system, req.event_time, device_id);
     if let Some(device) = device_id {
         profiles::add_identifiers(client, profile_id, &[Identifier { kind: "device_id", value: device.into() }]);
     }
+    write_lead_form(client, profile_id, profile_id, lead_form, req.event_time);
     UidState {
         own_profile: profile_id,
         root: profile_id,
@@ -127,6 +133,40 @@ fn first_sight(
         first_touch_at: Some(req.event_time),
         system_current: true,
     }
+}
+
+/// Writes what an event changes about its UID's profile: system attributes,
+/// a new device id, lead-form attributes. The caller holds the identity lock
+/// (shared, or exclusive after an identify), so no merge runs meanwhile;
+/// concurrent events of the same profile queue on its row.
+fn write_profile_changes(
+    client: &mut SpiClient<'_>,
+    req: &TrackRequest<'_>,
+    state: UidState,
+    system: &SystemAttributes,
+    device_id: Option<&str>,
+    lead_form: &Map<String, Value>,
+) -> UidState {
+    profiles::lock_own_profile(client, state.own_profile);
+    // Re-read under the locks: a merge or another event may have changed it.
+    let state = profiles::resolve_uid(client, req.uid, &system.last).unwrap_or(state);
+    profiles::update_system(client, &state, system, req.event_time);
+    if let Some(device) = device_id.filter(|d| state.last_device_id.as_deref() != Some(*d)) {
+        record_device(client, req.uid, state.own_profile, device);
+    }
+    write_lead_form(client, state.own_profile, state.root, lead_form, req.event_time);
+    state
+}
+
+/// Lead-form attributes go to the unified profile; the email and phone in
+/// them become identifiers of the UID's own profile.
+fn write_lead_form(client: &mut SpiClient<'_>, own_profile: i64, root: i64, lead_form: &Map<String, Value>, at: TimestampWithTimeZone) {
+    if lead_form.is_empty() {
+        return;
+    }
+    let (contacts, _) = contact_identifiers(lead_form);
+    profiles::add_identifiers(client, own_profile, &contacts);
+    profiles::set_attributes(client, root, lead_form, at, "event");
 }
 
 fn record_device(client: &mut SpiClient<'_>, uid: &str, own_profile: i64, device: &str) {

@@ -23,6 +23,16 @@ pub struct UidState {
     pub system_current: bool,
 }
 
+impl UidState {
+    /// Whether an event at `at` changes the (last-value, first-touch) system
+    /// attributes of the UID's own profile.
+    pub fn system_changes(&self, system: &SystemAttributes, at: TimestampWithTimeZone) -> (bool, bool) {
+        let last = !self.system_current && self.system_at.is_none_or(|t| t <= at);
+        let first = !system.first.is_empty() && self.first_touch_at.is_none_or(|t| at < t);
+        (last, first)
+    }
+}
+
 pub fn resolve_uid(client: &mut SpiClient<'_>, uid: &str, system: &Map<String, Value>) -> Option<UidState> {
     let table = exec(
         client,
@@ -87,14 +97,15 @@ pub fn map_uid(client: &mut SpiClient<'_>, uid: &str, profile_id: i64, device_id
 /// not older than what is stored, and first-touch attributes when the event
 /// is the earliest seen. Repeated page views with the same context write nothing.
 pub fn update_system(client: &mut SpiClient<'_>, state: &UidState, system: &SystemAttributes, at: TimestampWithTimeZone) {
-    if !state.system_current && state.system_at.is_none_or(|t| t <= at) {
+    let (last_changed, first_changed) = state.system_changes(system, at);
+    if last_changed {
         exec(
             client,
             "UPDATE cdp.profiles SET system = system OPERATOR(pg_catalog.||) $2, system_at = $3 WHERE profile_id = $1",
             &[state.own_profile.into(), JsonB(Value::Object(system.last.clone())).into(), at.into()],
         );
     }
-    if !system.first.is_empty() && state.first_touch_at.is_none_or(|t| at < t) {
+    if first_changed {
         exec(
             client,
             "UPDATE cdp.profiles SET first_touch = $2, first_touch_at = $3 WHERE profile_id = $1",
@@ -118,7 +129,7 @@ pub fn set_attributes(
     exec(
         client,
         "INSERT INTO cdp.profile_attributes AS pa (profile_id, key, value, set_at, source)
-         SELECT $1, a.key, a.value, $3, $4 FROM pg_catalog.jsonb_each($2) AS a
+         SELECT $1, a.key, a.value, $3, $4 FROM pg_catalog.jsonb_each($2) AS a ORDER BY a.key COLLATE \"C\"
          ON CONFLICT (profile_id, key) DO UPDATE
             SET value = excluded.value, set_at = excluded.set_at, source = excluded.source, source_profile = NULL
           WHERE pa.set_at < excluded.set_at
@@ -158,13 +169,13 @@ pub fn record_skips(client: &mut SpiClient<'_>, uid: &str, event_id: Option<i64>
     );
 }
 
-/// The unified profile a profile belongs to, locked against a concurrent
-/// merge while attributes are written to it.
-pub fn lock_root_for_write(client: &mut SpiClient<'_>, profile_id: i64) -> i64 {
-    first_value(exec(
+/// Locks a UID's own profile row against concurrent writers of the same
+/// profile and against a concurrent merge of it (identify locks the profiles
+/// it merges FOR UPDATE, which conflicts).
+pub fn lock_own_profile(client: &mut SpiClient<'_>, profile_id: i64) {
+    exec(
         client,
-        "SELECT coalesce(merged_into, profile_id) FROM cdp.profiles WHERE profile_id = $1 FOR SHARE",
+        "SELECT 1 FROM cdp.profiles WHERE profile_id = $1 FOR NO KEY UPDATE",
         &[profile_id.into()],
-    ))
-    .unwrap_or(profile_id)
+    );
 }

@@ -44,15 +44,32 @@ pub fn column<T: FromDatum + IntoDatum>(row: &pgrx::spi::SpiHeapTupleData<'_>, o
     row.get::<T>(ordinal).unwrap_or_else(|e| panic!("cdp_identity: unexpected result: {e}"))
 }
 
-/// Lock spaces of `pg_advisory_xact_lock(int, int)`: one for customer ids,
-/// one for UIDs. Held until the transaction ends.
-pub const CUSTOMER_LOCK: i32 = 0x4344_5001;
-pub const UID_LOCK: i32 = 0x4344_5002;
+/// Advisory lock keys (`pg_advisory_xact_lock(int, int)`), held until the
+/// transaction ends.
+/// Identity decisions (identify, merges, reassignments) take the identity
+/// lock exclusively; events that change profile state take it shared. Events
+/// that only append to the timeline take no lock at all.
+const IDENTITY_LOCK: (i32, i32) = (0x4344_5001, 0);
+/// A UID seen for the first time is created under its own lock, keyed by the
+/// hash of the UID in this space.
+const UID_LOCK_SPACE: i32 = 0x4344_5002;
 
-pub fn lock(client: &mut SpiClient<'_>, space: i32, key: &str) {
+/// Every identity decision runs alone, so it sees and changes a consistent
+/// set of profiles; this is what makes concurrent calls deadlock-free.
+pub fn lock_identity_exclusive(client: &mut SpiClient<'_>) {
+    exec(client, "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)", &[IDENTITY_LOCK.0.into(), IDENTITY_LOCK.1.into()]);
+}
+
+/// Profile writes of events run concurrently with each other, never with an
+/// identity decision.
+pub fn lock_identity_shared(client: &mut SpiClient<'_>) {
+    exec(client, "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, $2)", &[IDENTITY_LOCK.0.into(), IDENTITY_LOCK.1.into()]);
+}
+
+pub fn lock_uid(client: &mut SpiClient<'_>, uid: &str) {
     exec(
         client,
         "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
-        &[space.into(), key.into()],
+        &[UID_LOCK_SPACE.into(), uid.into()],
     );
 }
