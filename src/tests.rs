@@ -1,11 +1,85 @@
-//! Rust-level tests run inside PostgreSQL by `cargo pgrx test`.
+//! Rust-level tests that need a running PostgreSQL, run by `cargo pgrx test`.
+//! The public surface is tested by the SQL scenarios in tests/sql.
 #[pgrx::pg_schema]
 mod tests {
+    use crate::identity::Reason;
+    use crate::ingest::identify_time_of;
+    use pgrx::datum::TimestampWithTimeZone;
     use pgrx::prelude::*;
 
+    fn ts(sql_literal: &str) -> TimestampWithTimeZone {
+        Spi::get_one::<TimestampWithTimeZone>(&format!("SELECT '{sql_literal}'::timestamptz")).unwrap().unwrap()
+    }
+
     #[pg_test]
-    fn smoke() {
-        let p = Spi::get_one::<i64>("SELECT cdp.track_event('u1', 'page', 'view')").unwrap().unwrap();
-        assert!(p > 0);
+    fn identify_time_forms() {
+        assert_eq!(identify_time_of("2026-11-30T10:15:00Z", None).unwrap(), ts("2026-11-30 10:15:00+00"));
+        assert_eq!(identify_time_of("2026-11-30T17:15:00+07:00", None).unwrap(), ts("2026-11-30 10:15:00+00"));
+        assert_eq!(identify_time_of("2026-11-30 17:15:00", Some("Asia/Ho_Chi_Minh")).unwrap(), ts("2026-11-30 10:15:00+00"));
+        Spi::run("SET LOCAL TimeZone = 'UTC'").unwrap();
+        assert_eq!(identify_time_of("2026-11-30 17:15:00", None).unwrap(), ts("2026-11-30 17:15:00+00"));
+        assert_eq!(identify_time_of("2026-11-30 17:15:00", Some("No/Such_Zone")).unwrap(), ts("2026-11-30 17:15:00+00"));
+        assert_eq!(identify_time_of("now", None).unwrap_err().sqlstate(), "22007");
+    }
+
+    #[pg_test]
+    fn merge_reasons_prefer_the_strongest_evidence() {
+        let mut reasons = vec![Reason::IdentifyId, Reason::Phone, Reason::Uid, Reason::Email, Reason::DeviceId];
+        reasons.sort();
+        assert_eq!(reasons, vec![Reason::Uid, Reason::DeviceId, Reason::Email, Reason::Phone, Reason::IdentifyId]);
+        // A profile found both by device and by email is recorded as a device merge.
+        Spi::run("SELECT cdp.track_event('a', 'form', 'submit', '{\"dims\": {\"customers\": {\"email\": \"x@example.com\"}}, \"context\": {\"device_id\": \"dev\"}}')").unwrap();
+        Spi::run("SELECT cdp.track_event('b', 'user', 'sign_in', '{\"dims\": {\"customers\": {\"customer_id\": \"cx\", \"email\": \"x@example.com\"}}, \"context\": {\"device_id\": \"dev\"}}')").unwrap();
+        let reason = Spi::get_one::<String>("SELECT reason FROM cdp.merges m JOIN cdp.uids u ON u.profile_id = m.from_profile WHERE u.uid = 'a'");
+        assert_eq!(reason.unwrap().as_deref(), Some("device_id"));
+    }
+
+    #[pg_test]
+    fn system_attribute_writes_only_when_something_changed() {
+        use crate::attributes::SystemAttributes;
+        use crate::profiles::UidState;
+        let noon = ts("2026-11-30 12:00:00+00");
+        let state = |current: bool| UidState {
+            own_profile: 1,
+            root: 1,
+            root_customer_id: None,
+            last_device_id: None,
+            system_at: Some(noon),
+            first_touch_at: Some(noon),
+            system_current: current,
+        };
+        let mut first_touch = SystemAttributes::default();
+        first_touch.first.insert("first_page_url".into(), "https://x.example/".into());
+        let later = ts("2026-11-30 13:00:00+00");
+        let earlier = ts("2026-11-30 11:00:00+00");
+        assert_eq!(state(true).system_changes(&SystemAttributes::default(), later), (false, false), "same context: no write");
+        assert_eq!(state(false).system_changes(&SystemAttributes::default(), later), (true, false), "new browser, newer event");
+        assert_eq!(state(false).system_changes(&SystemAttributes::default(), earlier), (false, false), "an older event never overwrites");
+        assert_eq!(state(true).system_changes(&first_touch, earlier), (false, true), "an earlier event is the new first touch");
+        assert_eq!(state(true).system_changes(&first_touch, later), (false, false), "a later one is not");
+    }
+
+    #[pg_test]
+    fn profile_writers_share_the_identity_lock() {
+        Spi::run("SELECT cdp.track_event('w', 'a', 'b')").unwrap();
+        let mode = Spi::get_one::<String>(
+            "SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = x'43445001'::int::oid",
+        );
+        assert_eq!(mode.unwrap().as_deref(), Some("ShareLock"), "creating a profile waits only for identify");
+    }
+
+    #[pg_test]
+    fn identify_takes_the_identity_lock_exclusively() {
+        Spi::run("SELECT cdp.identify('r', 'cr')").unwrap();
+        let mode = Spi::get_one::<String>(
+            "SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = x'43445001'::int::oid",
+        );
+        assert_eq!(mode.unwrap().as_deref(), Some("ExclusiveLock"));
+    }
+
+    #[pg_test]
+    fn settings_are_registered() {
+        assert_eq!(Spi::get_one::<String>("SHOW cdp.device_linking").unwrap().as_deref(), Some("on"));
+        assert_eq!(Spi::get_one::<String>("SHOW cdp.max_payload_bytes").unwrap().as_deref(), Some("1MB"));
     }
 }

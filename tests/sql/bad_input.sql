@@ -27,6 +27,8 @@ SET cdp.max_payload_bytes = 2048;
 SELECT t.raises(format('SELECT cdp.track_event(%L, %L, %L, %L)', 'u', 'a', 'b', jsonb_build_object('big', repeat('x', 3000))),
                 '54000', 'payload over a lowered limit', 'allows 2048');
 RESET cdp.max_payload_bytes;
+SELECT t.raises('SET cdp.max_payload_bytes = 10', '22023', 'a payload limit below 1 kB is refused');
+SELECT t.raises('SET cdp.device_linking = maybe', '22023', 'device_linking is a boolean');
 SELECT t.eq(cdp.track_event('good', 'a', 'b', NULL, NULL), cdp.profile_of('good'), 'NULL payload and time mean {} and now()');
 
 -- identify

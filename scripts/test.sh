@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test of cdp_identity, installing what is missing first:
+#   1. cargo pgrx test: Rust unit tests and #[pg_test] tests inside PostgreSQL
+#   2. SQL scenario tests (tests/sql/*.sql), one fresh database each
+#   3. the concurrency test: real concurrent connections, then invariants
+#   4. pg_dump / pg_restore of the extension's data
+# Ends with one line "all: N passed, M failed" and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+scripts/setup.sh || exit 1
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+STATE=/var/tmp/cdp_identity
+mkdir -p "$STATE"; chown postgres:postgres "$STATE" 2>/dev/null || true
+log=$(mktemp -d)
+trap 'CDP_CLUSTER=test scripts/cluster.sh stop; rm -rf "$log"' EXIT
+
+passed=0; failed=0
+tally() {  # tally NAME LOGFILE STATUS [all]: add a stage's "N passed, M failed" (the last line, or with "all" every line)
+    local lines p f
+    lines=$(grep -Eo '[0-9]+ passed[;,] [0-9]+ failed' "$2")
+    [ "${4:-}" = all ] || lines=$(tail -1 <<<"$lines")
+    p=$(grep -Eo '^[0-9]+' <<<"$lines" | awk '{s += $1} END {print s + 0}')
+    f=$(grep -Eo '[0-9]+ failed' <<<"$lines" | awk '{s += $1} END {print s + 0}')
+    if [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+    echo "== $1: $p passed, $f failed"
+}
+
+echo "== cargo pgrx test"
+if [ "$(id -u)" = 0 ]; then
+    # initdb refuses root: the test cluster runs as postgres, outside /root.
+    export CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA="$STATE/pgrx-test-data"
+fi
+cargo pgrx test pg15 2>&1 | tee "$log/pgrx" | grep -E '^test |test result|^error|panicked|FAILED' 
+tally "cargo pgrx test" "$log/pgrx" "${PIPESTATUS[0]}" all
+
+echo "== install the extension"
+if ! cargo pgrx install --pg-config "$PG_CONFIG" >"$log/install" 2>&1; then
+    cat "$log/install"; echo "all: $passed passed, $((failed + 1)) failed"; exit 1
+fi
+CDP_CLUSTER=test scripts/cluster.sh start || { echo "all: $passed passed, $((failed + 1)) failed"; exit 1; }
+
+echo "== SQL scenarios"
+tests/run_sql.sh 2>&1 | tee "$log/sql"; tally "SQL scenarios" "$log/sql" "${PIPESTATUS[0]}"
+echo "== concurrency"
+tests/concurrency.sh 8 1000 2>&1 | tee "$log/conc"; tally "concurrency" "$log/conc" "${PIPESTATUS[0]}"
+echo "== dump and restore"
+tests/dump_restore.sh 2>&1 | tee "$log/dump"; tally "dump/restore" "$log/dump" "${PIPESTATUS[0]}"
+
+echo "all: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
