@@ -147,8 +147,11 @@ fn write_profile_changes(
     device_id: Option<&str>,
     lead_form: &Map<String, Value>,
 ) -> UidState {
-    profiles::lock_own_profile(client, state.own_profile);
-    // Re-read under the locks: a merge or another event may have changed it.
+    // Identity decisions that committed before we took the identity lock may
+    // have moved the UID; after it, only other events of this profile can
+    // change it, and they queue on its row.
+    let own_profile = profiles::resolve_uid(client, req.uid, &system.last).map_or(state.own_profile, |s| s.own_profile);
+    profiles::lock_own_profile(client, own_profile);
     let state = profiles::resolve_uid(client, req.uid, &system.last).unwrap_or(state);
     profiles::update_system(client, &state, system, req.event_time);
     if let Some(device) = device_id.filter(|d| state.last_device_id.as_deref() != Some(*d)) {
