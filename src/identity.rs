@@ -78,7 +78,7 @@ pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>) -> Identi
     match resolve_uid(client, req.uid, &Map::new()) {
         None => profiles::map_uid(client, req.uid, customer, None),
         Some(s) if s.root == customer => evidence_profile = Some(s.own_profile),
-        Some(s) if s.root_customer_id.is_none() => {
+        Some(s) if !s.root_is_customer => {
             candidates.insert(s.root, (Reason::Uid, req.uid.to_string()));
             evidence_profile = Some(s.own_profile);
         }

@@ -127,7 +127,7 @@ fn first_sight(
     UidState {
         own_profile: profile_id,
         root: profile_id,
-        root_customer_id: None,
+        root_is_customer: false,
         last_device_id: device_id.map(str::to_string),
         system_at: Some(req.event_time),
         first_touch_at: Some(req.event_time),

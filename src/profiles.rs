@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 pub struct UidState {
     pub own_profile: i64,
     pub root: i64,
-    pub root_customer_id: Option<String>,
+    /// Whether the unified profile is a customer (profiles are only ever
+    /// merged into customers).
+    pub root_is_customer: bool,
     pub last_device_id: Option<String>,
     pub system_at: Option<TimestampWithTimeZone>,
     pub first_touch_at: Option<TimestampWithTimeZone>,
@@ -36,11 +38,10 @@ impl UidState {
 pub fn resolve_uid(client: &mut SpiClient<'_>, uid: &str, system: &Map<String, Value>) -> Option<UidState> {
     let table = exec(
         client,
-        "SELECT u.profile_id, r.profile_id, r.customer_id, u.last_device_id, p.system_at, p.first_touch_at,
-                p.system OPERATOR(pg_catalog.@>) $2
-         FROM cdp.uids u
-         JOIN cdp.profiles p ON p.profile_id = u.profile_id
-         JOIN cdp.profiles r ON r.profile_id = coalesce(p.merged_into, p.profile_id)
+        "SELECT u.profile_id, coalesce(p.merged_into, p.profile_id),
+                p.merged_into IS NOT NULL OR p.customer_id IS NOT NULL,
+                u.last_device_id, p.system_at, p.first_touch_at, p.system OPERATOR(pg_catalog.@>) $2
+         FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id
          WHERE u.uid = $1",
         &[uid.into(), JsonB(Value::Object(system.clone())).into()],
     );
@@ -51,7 +52,7 @@ pub fn resolve_uid(client: &mut SpiClient<'_>, uid: &str, system: &Map<String, V
     Some(UidState {
         own_profile: row.get::<i64>(1).ok().flatten()?,
         root: row.get::<i64>(2).ok().flatten()?,
-        root_customer_id: row.get::<String>(3).ok().flatten(),
+        root_is_customer: row.get::<bool>(3).ok().flatten().unwrap_or(false),
         last_device_id: row.get::<String>(4).ok().flatten(),
         system_at: row.get::<TimestampWithTimeZone>(5).ok().flatten(),
         first_touch_at: row.get::<TimestampWithTimeZone>(6).ok().flatten(),

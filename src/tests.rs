@@ -42,7 +42,7 @@ mod tests {
         let state = |current: bool| UidState {
             own_profile: 1,
             root: 1,
-            root_customer_id: None,
+            root_is_customer: false,
             last_device_id: None,
             system_at: Some(noon),
             first_touch_at: Some(noon),
