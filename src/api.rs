@@ -2,11 +2,12 @@
 //! argument checks, then the domain modules. The read functions (profile,
 //! events_of, views) are plain SQL in `sql/read_api.sql`.
 
-use crate::errors::{CdpError, ErrorKind, OrRaise};
+use crate::errors::{CdpError, OrRaise};
 use crate::identity::{self, IdentifyRequest};
+use crate::batch;
 use crate::ingest::{self, TrackRequest};
 use crate::validate::{self, IdentifyType};
-use crate::{attributes, identifiers, payload, profiles, settings};
+use crate::{attributes, identifiers, payload, profiles};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -29,29 +30,20 @@ fn track_event(
     payload: default!(Option<JsonB>, "'{}'"),
     event_time: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> i64 {
-    let uid = validate::identifier("uid", uid).or_raise();
-    let category = validate::event_name("category", category).or_raise();
-    let action = validate::event_name("action", action).or_raise();
-    let payload = payload.map(|p| p.0).unwrap_or_else(|| Value::Object(Default::default()));
-    let facts = payload::read(&payload).or_raise();
-    let payload_json = payload.to_string();
-    let limit = settings::max_payload_bytes();
-    if payload_json.len() > limit {
-        CdpError::new(
-            ErrorKind::LimitExceeded,
-            format!("payload is {} bytes; cdp.max_payload_bytes allows {limit}", payload_json.len()),
-        )
-        .raise();
-    }
-    let request = TrackRequest {
-        uid,
-        category,
-        action,
-        payload_json: &payload_json,
-        facts,
-        event_time: event_time.unwrap_or_else(transaction_start),
-    };
-    Spi::connect_mut(|client| ingest::track_event(client, &request))
+    let request = TrackRequest::new(uid, category, action, payload.map(|p| p.0), event_time.unwrap_or_else(transaction_start))
+        .or_raise();
+    Spi::connect_mut(|client| ingest::track_event(client, &request).root)
+}
+
+/// Records an array of events (`{uid, category, action, payload, event_time}`)
+/// with the rules of `track_event`; a bad item is rejected alone. Returns
+/// counts, the rejected items and the profile id of every item.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn track_batch(events: Option<JsonB>) -> JsonB {
+    let events = events.map(|e| e.0).unwrap_or_else(|| CdpError::null("events").raise());
+    let items = batch::read_items(events, transaction_start()).or_raise();
+    JsonB(Spi::connect_mut(|client| batch::track_batch(client, items)).to_json())
 }
 
 /// Assigns a customer id to a UID and merges the person's anonymous profiles

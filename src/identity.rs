@@ -76,7 +76,8 @@ pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>) -> Identi
     let mut evidence_profile = None;
     let mut shared_browser = false;
     match resolve_uid(client, req.uid, &Map::new()) {
-        None => profiles::map_uid(client, req.uid, customer, None),
+        // Under the exclusive identity lock nobody else creates UIDs, so this insert always wins.
+        None => _ = profiles::map_uid(client, req.uid, customer, None),
         Some(s) if s.root == customer => evidence_profile = Some(s.own_profile),
         Some(s) if !s.root_is_customer => {
             candidates.insert(s.root, (Reason::Uid, req.uid.to_string()));

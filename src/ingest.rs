@@ -1,164 +1,194 @@
 //! Event ingestion: what `cdp.track_event` does for every page view.
 //!
 //! The hot path for a known UID is one lookup (UID -> profile, with a check
-//! whether the system attributes changed) and one INSERT. Profiles are only
-//! written when something about them changed: a new device, a new browser, a
-//! lead form, an identify.
+//! whether the system attributes changed) and one INSERT, with no lock.
+//! Profiles are only written when something about them changed: a new UID, a
+//! new device, a new browser, a lead form, an identify.
 
 use crate::attributes::{contact_identifiers, storable, system_attributes, Identifier, Skip, SystemAttributes};
-use crate::errors::{CdpError, CdpResult, ErrorKind, OrRaise};
+use crate::errors::{CdpError, CdpResult, ErrorKind};
 use crate::identifiers::junk_reason;
 use crate::identity::{self, IdentifyRequest};
-use crate::payload::EventFacts;
+use crate::payload::{self, EventFacts};
 use crate::profiles::{self, UidState};
-use crate::store::{exec, first_value, lock_identity_shared, lock_uid};
+use crate::settings;
+use crate::store::{exec, first_value, lock_identity_shared};
 use crate::timeparse::{self, ParsedTime};
 use crate::validate;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
 use serde_json::{Map, Value};
 
-pub struct TrackRequest<'a> {
-    pub uid: &'a str,
-    pub category: &'a str,
-    pub action: &'a str,
-    pub payload_json: &'a str,
+/// What an event's customer id asks for, decided before anything is written.
+pub enum Claim {
+    None,
+    /// A junk customer id: the event is stored, nobody is identified.
+    Junk(Skip),
+    Identify { customer_id: String, identify_time: TimestampWithTimeZone },
+}
+
+/// One event, fully validated: processing it can no longer fail on its input.
+pub struct TrackRequest {
+    pub uid: String,
+    pub category: String,
+    pub action: String,
+    pub payload_json: String,
     pub facts: EventFacts,
     pub event_time: TimestampWithTimeZone,
+    pub claim: Claim,
+    /// Customer attributes of an event that does not identify (a lead form).
+    pub lead_form: Map<String, Value>,
+    pub system: SystemAttributes,
+    pub device_id: Option<String>,
+    pub message_id: Option<String>,
 }
 
-/// Records one event and returns the unified profile it belongs to.
-pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest<'_>) -> i64 {
-    let ctx = &req.facts.context;
-    let message_id = ctx.message_id.as_deref().map(str::trim).filter(|m| !m.is_empty());
-    let device_id = ctx.device_id.as_deref().map(str::trim).filter(|d| !d.is_empty() && junk_reason(d).is_none());
-    let mut skips: Vec<Skip> = Vec::new();
-
-    // Identify first, so the event lands on the customer.
-    let mut identified = false;
-    if let Some(claim) = &req.facts.claim {
-        // A retried sign-in must not identify twice.
-        if let Some(root) = message_id.and_then(|m| stored_event_root(client, m)) {
-            return root;
+impl TrackRequest {
+    pub fn new(
+        uid: Option<&str>,
+        category: Option<&str>,
+        action: Option<&str>,
+        payload: Option<Value>,
+        event_time: TimestampWithTimeZone,
+    ) -> CdpResult<Self> {
+        let uid = validate::identifier("uid", uid)?.to_string();
+        let category = validate::event_name("category", category)?.to_string();
+        let action = validate::event_name("action", action)?.to_string();
+        let payload = payload.unwrap_or_else(|| Value::Object(Map::new()));
+        let facts = payload::read(&payload)?;
+        let payload_json = payload.to_string();
+        let limit = settings::max_payload_bytes();
+        if payload_json.len() > limit {
+            return Err(CdpError::new(
+                ErrorKind::LimitExceeded,
+                format!("payload is {} bytes; cdp.max_payload_bytes allows {limit}", payload_json.len()),
+            ));
         }
-        match junk_reason(&claim.customer_id) {
-            Some(why) => skips.push(Skip { field: claim.field.into(), value: claim.customer_id.clone(), reason: why.into() }),
-            None => {
-                let customer_id = validate::identifier("customer_id", Some(&claim.customer_id)).or_raise();
-                let identify_time = match &claim.identify_time {
-                    Some(text) => identify_time_of(text, ctx.timezone.as_deref()).or_raise(),
-                    None => req.event_time,
-                };
-                let outcome = identity::identify(
-                    client,
-                    &IdentifyRequest {
-                        uid: req.uid,
-                        customer_id,
-                        attributes: storable(&req.facts.attributes),
-                        identify_type: claim.identify_type,
-                        identify_time,
-                        identify_id: claim.identify_id.as_deref(),
-                        device_id,
+        let claim = match &facts.claim {
+            None => Claim::None,
+            Some(c) => match junk_reason(&c.customer_id) {
+                Some(why) => Claim::Junk(Skip { field: c.field.into(), value: c.customer_id.clone(), reason: why.into() }),
+                None => Claim::Identify {
+                    customer_id: validate::identifier("customer_id", Some(&c.customer_id))?.to_string(),
+                    identify_time: match &c.identify_time {
+                        Some(text) => identify_time_of(text, facts.context.timezone.as_deref())?,
+                        None => event_time,
                     },
-                );
-                skips.extend(outcome.skips);
-                identified = true;
-            }
-        }
+                },
+            },
+        };
+        let lead_form = match claim {
+            Claim::Identify { .. } => Map::new(),
+            _ => storable(&facts.attributes),
+        };
+        let trimmed = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let device_id = trimmed(&facts.context.device_id).filter(|d| junk_reason(d).is_none());
+        let message_id = trimmed(&facts.context.message_id);
+        let system = system_attributes(&facts.context);
+        Ok(TrackRequest { uid, category, action, payload_json, facts, event_time, claim, lead_form, system, device_id, message_id })
     }
 
-    let system = system_attributes(ctx);
-    // A lead form: customer attributes without a usable customer id.
-    let lead_form = if identified { Default::default() } else { storable(&req.facts.attributes) };
-    let state = match profiles::resolve_uid(client, req.uid, &system.last) {
-        None => {
-            if !identified {
+    pub fn identifies(&self) -> bool {
+        matches!(self.claim, Claim::Identify { .. })
+    }
+
+    /// Whether the event writes profile state given the UID's state (events
+    /// that do not only append to the timeline).
+    pub fn changes(&self, state: &UidState) -> bool {
+        state.system_changes(&self.system, self.event_time) != (false, false)
+            || self.device_id.as_deref().is_some_and(|d| state.last_device_id.as_deref() != Some(d))
+            || !self.lead_form.is_empty()
+    }
+}
+
+/// What became of one event.
+pub struct Tracked {
+    /// The unified profile the event belongs to.
+    pub root: i64,
+    /// False when its message id was already stored (an SDK retry).
+    pub stored: bool,
+}
+
+/// Records one event.
+pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest) -> Tracked {
+    let mut skips: Vec<Skip> = Vec::new();
+    match &req.claim {
+        Claim::None => {}
+        Claim::Junk(skip) => skips.push(skip.clone()),
+        Claim::Identify { customer_id, identify_time } => {
+            // A retried sign-in must not identify twice.
+            if let Some(root) = req.message_id.as_deref().and_then(|m| stored_event_root(client, m)) {
+                return Tracked { root, stored: false };
+            }
+            // Identify first, so the event itself lands on the customer.
+            let outcome = identity::identify(
+                client,
+                &IdentifyRequest {
+                    uid: &req.uid,
+                    customer_id,
+                    attributes: storable(&req.facts.attributes),
+                    identify_type: req.facts.claim.as_ref().map(|c| c.identify_type).unwrap_or(validate::IdentifyType::Exact),
+                    identify_time: *identify_time,
+                    identify_id: req.facts.claim.as_ref().and_then(|c| c.identify_id.as_deref()),
+                    device_id: req.device_id.as_deref(),
+                },
+            );
+            skips.extend(outcome.skips);
+        }
+    }
+    if !req.lead_form.is_empty() {
+        skips.extend(contact_identifiers(&req.lead_form).1);
+    }
+
+    let state = match profiles::resolve_uid(client, &req.uid, &req.system.last) {
+        Some(state) if !req.changes(&state) => state,
+        _ => {
+            if !req.identifies() {
                 lock_identity_shared(client);
             }
-            first_sight(client, req, &system, device_id, &lead_form)
-        }
-        Some(state) => {
-            let needs_write = state.system_changes(&system, req.event_time) != (false, false)
-                || device_id.is_some_and(|d| state.last_device_id.as_deref() != Some(d))
-                || !lead_form.is_empty();
-            if needs_write {
-                if !identified {
-                    lock_identity_shared(client);
-                }
-                write_profile_changes(client, req, state, &system, device_id, &lead_form)
-            } else {
-                state
-            }
+            apply_profile_changes(client, req)
         }
     };
-    if !lead_form.is_empty() {
-        skips.extend(contact_identifiers(&lead_form).1);
-    }
 
-    match insert_event(client, req, state.own_profile, message_id) {
+    match insert_event(client, req, state.own_profile) {
         Some(event_id) => {
-            profiles::record_skips(client, req.uid, Some(event_id), &skips);
-            state.root
+            profiles::record_skips(client, &req.uid, Some(event_id), &skips);
+            Tracked { root: state.root, stored: true }
         }
         // The same message id was stored meanwhile: an SDK retry.
-        None => message_id.and_then(|m| stored_event_root(client, m)).unwrap_or(state.root),
+        None => Tracked {
+            root: req.message_id.as_deref().and_then(|m| stored_event_root(client, m)).unwrap_or(state.root),
+            stored: false,
+        },
     }
 }
 
-/// The first event of a UID: creates its anonymous profile under the UID's
-/// lock, unless a concurrent call created it first.
-fn first_sight(
-    client: &mut SpiClient<'_>,
-    req: &TrackRequest<'_>,
-    system: &SystemAttributes,
-    device_id: Option<&str>,
-    lead_form: &Map<String, Value>,
-) -> UidState {
-    lock_uid(client, req.uid);
-    if let Some(state) = profiles::resolve_uid(client, req.uid, &system.last) {
-        // Created meanwhile by a concurrent event of this UID.
-        return write_profile_changes(client, req, state, system, device_id, lead_form);
+/// Creates the UID's profile or writes what the event changes about it:
+/// system attributes, a new device id, lead-form attributes. The caller holds
+/// the identity lock (shared, or exclusive after an identify), so no identity
+/// decision runs meanwhile; concurrent events of the same profile queue on
+/// its row.
+pub fn apply_profile_changes(client: &mut SpiClient<'_>, req: &TrackRequest) -> UidState {
+    loop {
+        let Some(found) = profiles::resolve_uid(client, &req.uid, &req.system.last) else {
+            match profiles::create_anonymous(client, &req.uid, &req.system, req.event_time, req.device_id.as_deref()) {
+                Some(profile_id) => {
+                    write_lead_form(client, profile_id, profile_id, &req.lead_form, req.event_time);
+                    return UidState::created(profile_id, req.event_time, req.device_id.clone());
+                }
+                None => continue, // created concurrently: use that one
+            }
+        };
+        profiles::lock_own_profile(client, found.own_profile);
+        // Re-read under the row lock: another event of this profile may have written it.
+        let state = profiles::resolve_uid(client, &req.uid, &req.system.last).unwrap_or(found);
+        profiles::update_system(client, &state, &req.system, req.event_time);
+        if let Some(device) = req.device_id.as_deref().filter(|d| state.last_device_id.as_deref() != Some(*d)) {
+            record_device(client, &req.uid, state.own_profile, device);
+        }
+        write_lead_form(client, state.own_profile, state.root, &req.lead_form, req.event_time);
+        return state;
     }
-    let profile_id = profiles::create_anonymous(client, req.uid, system, req.event_time, device_id);
-    if let Some(device) = device_id {
-        profiles::add_identifiers(client, profile_id, &[Identifier { kind: "device_id", value: device.into() }]);
-    }
-    write_lead_form(client, profile_id, profile_id, lead_form, req.event_time);
-    UidState {
-        own_profile: profile_id,
-        root: profile_id,
-        root_is_customer: false,
-        last_device_id: device_id.map(str::to_string),
-        system_at: Some(req.event_time),
-        first_touch_at: Some(req.event_time),
-        system_current: true,
-    }
-}
-
-/// Writes what an event changes about its UID's profile: system attributes,
-/// a new device id, lead-form attributes. The caller holds the identity lock
-/// (shared, or exclusive after an identify), so no merge runs meanwhile;
-/// concurrent events of the same profile queue on its row.
-fn write_profile_changes(
-    client: &mut SpiClient<'_>,
-    req: &TrackRequest<'_>,
-    state: UidState,
-    system: &SystemAttributes,
-    device_id: Option<&str>,
-    lead_form: &Map<String, Value>,
-) -> UidState {
-    // Identity decisions that committed before we took the identity lock may
-    // have moved the UID; after it, only other events of this profile can
-    // change it, and they queue on its row.
-    let own_profile = profiles::resolve_uid(client, req.uid, &system.last).map_or(state.own_profile, |s| s.own_profile);
-    profiles::lock_own_profile(client, own_profile);
-    let state = profiles::resolve_uid(client, req.uid, &system.last).unwrap_or(state);
-    profiles::update_system(client, &state, system, req.event_time);
-    if let Some(device) = device_id.filter(|d| state.last_device_id.as_deref() != Some(*d)) {
-        record_device(client, req.uid, state.own_profile, device);
-    }
-    write_lead_form(client, state.own_profile, state.root, lead_form, req.event_time);
-    state
 }
 
 /// Lead-form attributes go to the unified profile; the email and phone in
@@ -177,7 +207,7 @@ fn record_device(client: &mut SpiClient<'_>, uid: &str, own_profile: i64, device
     exec(client, "UPDATE cdp.uids SET last_device_id = $2 WHERE uid = $1", &[uid.into(), device.into()]);
 }
 
-fn insert_event(client: &mut SpiClient<'_>, req: &TrackRequest<'_>, profile_id: i64, message_id: Option<&str>) -> Option<i64> {
+fn insert_event(client: &mut SpiClient<'_>, req: &TrackRequest, profile_id: i64) -> Option<i64> {
     first_value(exec(
         client,
         "INSERT INTO cdp.events (profile_id, uid, category, action, event_time, session_id, message_id, payload)
@@ -186,19 +216,19 @@ fn insert_event(client: &mut SpiClient<'_>, req: &TrackRequest<'_>, profile_id: 
          RETURNING event_id",
         &[
             profile_id.into(),
-            req.uid.into(),
-            req.category.into(),
-            req.action.into(),
+            req.uid.as_str().into(),
+            req.category.as_str().into(),
+            req.action.as_str().into(),
             req.event_time.into(),
             req.facts.context.session_id.as_deref().into(),
-            message_id.into(),
-            req.payload_json.into(),
+            req.message_id.as_deref().into(),
+            req.payload_json.as_str().into(),
         ],
     ))
 }
 
 /// The unified profile of an already stored event with this message id.
-fn stored_event_root(client: &mut SpiClient<'_>, message_id: &str) -> Option<i64> {
+pub fn stored_event_root(client: &mut SpiClient<'_>, message_id: &str) -> Option<i64> {
     first_value(exec(
         client,
         "SELECT coalesce(p.merged_into, p.profile_id)
@@ -212,8 +242,13 @@ fn stored_event_root(client: &mut SpiClient<'_>, message_id: &str) -> Option<i64
 /// it is read in `context.timezone` when that is a known zone, else in the
 /// session's TimeZone.
 pub fn identify_time_of(text: &str, timezone: Option<&str>) -> CdpResult<TimestampWithTimeZone> {
-    let bad = || CdpError::new(ErrorKind::InvalidDatetime, format!("identify_time \"{}\" is out of range", text.trim()));
-    match timeparse::parse(text)? {
+    time_of("identify_time", text, timezone)
+}
+
+/// A time sent as text (see `timeparse`), as a timestamptz.
+pub fn time_of(field: &str, text: &str, timezone: Option<&str>) -> CdpResult<TimestampWithTimeZone> {
+    let bad = || CdpError::new(ErrorKind::InvalidDatetime, format!("{field} \"{}\" is out of range", text.trim()));
+    match timeparse::parse(field, text)? {
         ParsedTime::Absolute(micros) => TimestampWithTimeZone::try_from(micros).map_err(|_| bad()),
         ParsedTime::Local(w) => {
             let in_zone = timezone

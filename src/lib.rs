@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 
 mod api;
 mod attributes;
+mod batch;
 mod errors;
 mod identifiers;
 mod identity;

@@ -26,6 +26,19 @@ pub struct UidState {
 }
 
 impl UidState {
+    /// The state of a profile just created for an event at `at`.
+    pub fn created(profile_id: i64, at: TimestampWithTimeZone, device_id: Option<String>) -> Self {
+        UidState {
+            own_profile: profile_id,
+            root: profile_id,
+            root_is_customer: false,
+            last_device_id: device_id,
+            system_at: Some(at),
+            first_touch_at: Some(at),
+            system_current: true,
+        }
+    }
+
     /// Whether an event at `at` changes the (last-value, first-touch) system
     /// attributes of the UID's own profile.
     pub fn system_changes(&self, system: &SystemAttributes, at: TimestampWithTimeZone) -> (bool, bool) {
@@ -61,14 +74,15 @@ pub fn resolve_uid(client: &mut SpiClient<'_>, uid: &str, system: &Map<String, V
 }
 
 /// A new anonymous profile for a UID seen for the first time, with the UID
-/// mapped to it. The caller holds the UID's advisory lock.
+/// mapped to it and its device recorded. None when a concurrent call created
+/// the UID first (its insert wins; ours is removed again).
 pub fn create_anonymous(
     client: &mut SpiClient<'_>,
     uid: &str,
     system: &SystemAttributes,
     at: TimestampWithTimeZone,
     device_id: Option<&str>,
-) -> i64 {
+) -> Option<i64> {
     let first_touch_at = (!system.first.is_empty()).then_some(at);
     let profile_id: i64 = first_value(exec(
         client,
@@ -82,16 +96,26 @@ pub fn create_anonymous(
         ],
     ))
     .expect("INSERT ... RETURNING returns a row");
-    map_uid(client, uid, profile_id, device_id);
-    profile_id
+    if !map_uid(client, uid, profile_id, device_id) {
+        exec(client, "DELETE FROM cdp.profiles WHERE profile_id = $1", &[profile_id.into()]);
+        return None;
+    }
+    if let Some(device) = device_id {
+        add_identifiers(client, profile_id, &[Identifier { kind: "device_id", value: device.into() }]);
+    }
+    Some(profile_id)
 }
 
-pub fn map_uid(client: &mut SpiClient<'_>, uid: &str, profile_id: i64, device_id: Option<&str>) {
-    exec(
+/// Maps a new UID to a profile; false when the UID exists already (a
+/// concurrent insert of the same UID waits for the other transaction).
+pub fn map_uid(client: &mut SpiClient<'_>, uid: &str, profile_id: i64, device_id: Option<&str>) -> bool {
+    first_value::<String>(exec(
         client,
-        "INSERT INTO cdp.uids (uid, profile_id, last_device_id) VALUES ($1, $2, $3)",
+        "INSERT INTO cdp.uids (uid, profile_id, last_device_id) VALUES ($1, $2, $3)
+         ON CONFLICT (uid) DO NOTHING RETURNING uid",
         &[uid.into(), profile_id.into(), device_id.into()],
-    );
+    ))
+    .is_some()
 }
 
 /// Writes last-value system attributes when they changed and the event is

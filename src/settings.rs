@@ -10,7 +10,20 @@ pub static DEVICE_LINKING: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Largest accepted event payload, in bytes of its JSON text.
 pub static MAX_PAYLOAD_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 
+/// Most items one `cdp.track_batch` call accepts.
+pub static MAX_BATCH_ITEMS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+
 pub fn register() {
+    GucRegistry::define_int_guc(
+        c"cdp.max_batch_items",
+        c"Most events one cdp.track_batch call accepts.",
+        c"Larger batches fail with SQLSTATE 54000; split them.",
+        &MAX_BATCH_ITEMS,
+        1,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"cdp.device_linking",
         c"Merge anonymous profiles that share the identifying visitor's device id.",
@@ -37,4 +50,8 @@ pub fn device_linking() -> bool {
 
 pub fn max_payload_bytes() -> usize {
     MAX_PAYLOAD_BYTES.get() as usize
+}
+
+pub fn max_batch_items() -> usize {
+    MAX_BATCH_ITEMS.get() as usize
 }

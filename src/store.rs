@@ -44,15 +44,11 @@ pub fn column<T: FromDatum + IntoDatum>(row: &pgrx::spi::SpiHeapTupleData<'_>, o
     row.get::<T>(ordinal).unwrap_or_else(|e| panic!("cdp_identity: unexpected result: {e}"))
 }
 
-/// Advisory lock keys (`pg_advisory_xact_lock(int, int)`), held until the
-/// transaction ends.
-/// Identity decisions (identify, merges, reassignments) take the identity
+/// Advisory lock key (`pg_advisory_xact_lock(int, int)`, held until the
+/// transaction ends). Identity decisions (identify, merges, reassignments) take the identity
 /// lock exclusively; events that change profile state take it shared. Events
 /// that only append to the timeline take no lock at all.
 const IDENTITY_LOCK: (i32, i32) = (0x4344_5001, 0);
-/// A UID seen for the first time is created under its own lock, keyed by the
-/// hash of the UID in this space.
-const UID_LOCK_SPACE: i32 = 0x4344_5002;
 
 /// Every identity decision runs alone, so it sees and changes a consistent
 /// set of profiles; this is what makes concurrent calls deadlock-free.
@@ -64,12 +60,4 @@ pub fn lock_identity_exclusive(client: &mut SpiClient<'_>) {
 /// identity decision.
 pub fn lock_identity_shared(client: &mut SpiClient<'_>) {
     exec(client, "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, $2)", &[IDENTITY_LOCK.0.into(), IDENTITY_LOCK.1.into()]);
-}
-
-pub fn lock_uid(client: &mut SpiClient<'_>, uid: &str) {
-    exec(
-        client,
-        "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
-        &[UID_LOCK_SPACE.into(), uid.into()],
-    );
 }

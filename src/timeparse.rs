@@ -1,4 +1,5 @@
-//! Parsing of `extra.identify_time`: ISO 8601 with a zone
+//! Parsing of times sent as text (`extra.identify_time`, the `event_time` of
+//! batch items): ISO 8601 with a zone
 //! (`2026-11-30T10:15:00Z`, `...+07:00`) or the SDK's local form
 //! `YYYY-MM-DD HH:MM:SS` (no zone: the browser's wall clock).
 //! Keywords PostgreSQL would also accept (`now`, `epoch`, ...) are refused.
@@ -24,12 +25,12 @@ pub enum ParsedTime {
     Local(WallClock),
 }
 
-pub fn parse(input: &str) -> CdpResult<ParsedTime> {
+pub fn parse(field: &str, input: &str) -> CdpResult<ParsedTime> {
     let s = input.trim();
     parse_inner(s).ok_or_else(|| {
         CdpError::new(
             ErrorKind::InvalidDatetime,
-            format!("identify_time \"{s}\" is not a valid time"),
+            format!("{field} \"{s}\" is not a valid time"),
         )
         .with_hint("Use ISO 8601 (2026-11-30T10:15:00Z, 2026-11-30T17:15:00+07:00) or the SDK's local form 2026-11-30 17:15:00.")
     })
@@ -115,16 +116,16 @@ mod tests {
 
     #[test]
     fn iso_forms_are_absolute() {
-        assert_eq!(parse("2000-01-01T00:00:00Z").unwrap(), ParsedTime::Absolute(0));
-        assert_eq!(parse("2000-01-01T07:00:00+07:00").unwrap(), ParsedTime::Absolute(0));
-        assert_eq!(parse("2000-01-01 00:00:00-0100").unwrap(), ParsedTime::Absolute(HOUR));
-        assert_eq!(parse("2000-01-02T00:00:00.5Z").unwrap(), ParsedTime::Absolute(24 * HOUR + 500_000));
-        assert_eq!(parse("2024-02-29T00:00:00Z").unwrap(), ParsedTime::Absolute(days_from_civil(2024, 2, 29) * 24 * HOUR - days_from_civil(2000, 1, 1) * 24 * HOUR));
+        assert_eq!(parse("identify_time", "2000-01-01T00:00:00Z").unwrap(), ParsedTime::Absolute(0));
+        assert_eq!(parse("identify_time", "2000-01-01T07:00:00+07:00").unwrap(), ParsedTime::Absolute(0));
+        assert_eq!(parse("identify_time", "2000-01-01 00:00:00-0100").unwrap(), ParsedTime::Absolute(HOUR));
+        assert_eq!(parse("identify_time", "2000-01-02T00:00:00.5Z").unwrap(), ParsedTime::Absolute(24 * HOUR + 500_000));
+        assert_eq!(parse("identify_time", "2024-02-29T00:00:00Z").unwrap(), ParsedTime::Absolute(days_from_civil(2024, 2, 29) * 24 * HOUR - days_from_civil(2000, 1, 1) * 24 * HOUR));
     }
 
     #[test]
     fn sdk_local_form_is_wall_clock() {
-        match parse("2026-11-30 17:15:09").unwrap() {
+        match parse("identify_time", "2026-11-30 17:15:09").unwrap() {
             ParsedTime::Local(w) => assert_eq!((w.year, w.month, w.day, w.hour, w.minute, w.second), (2026, 11, 30, 17, 15, 9.0)),
             other => panic!("{other:?}"),
         }
@@ -135,7 +136,7 @@ mod tests {
         for bad in ["", "now", "epoch", "yesterday", "2026-13-01 00:00:00", "2026-02-30 10:00:00",
                     "2026-11-30", "2026-11-30T25:00:00Z", "2026-11-30T10:00:00+7", "2026-11-30T10:00:00 UTC",
                     "30/11/2026 10:00:00", "2026-11-30T10:00:00."] {
-            assert_eq!(parse(bad).unwrap_err().sqlstate(), "22007", "{bad:?}");
+            assert_eq!(parse("identify_time", bad).unwrap_err().sqlstate(), "22007", "{bad:?}");
         }
     }
 }

@@ -34,7 +34,18 @@ for c in range(clients):
         msg = f"m{rnd.randrange(calls * clients // 2)}" if rnd.random() < 0.5 else f"c{c}-{i}"
         ctx = {"device_id": device, "session_id": f"s{rnd.randrange(30)}", "message_id": msg}
         r = rnd.random()
-        if r < 0.65:
+        if r < 0.08:
+            # a batch of page views and lead forms over the shared pool
+            items = []
+            for j in range(rnd.randrange(2, 25)):
+                bctx = {"device_id": f"d{rnd.randrange(12)}", "session_id": f"s{rnd.randrange(30)}",
+                        "message_id": f"m{rnd.randrange(calls * clients // 2)}" if rnd.random() < 0.5 else f"c{c}-{i}-{j}"}
+                bpayload = {"context": bctx}
+                if rnd.random() < 0.1:
+                    bpayload["dims"] = {"customers": {"email": f"p{rnd.randrange(15)}@example.com"}}
+                items.append({"uid": f"u{rnd.randrange(40)}", "category": "pageview", "action": "view", "payload": bpayload})
+            lines.append(f"SELECT cdp.track_batch({lit(json.dumps(items))});")
+        elif r < 0.65:
             payload = {"context": ctx}
             lines.append(f"SELECT cdp.track_event({lit(uid)}, 'pageview', 'view', {lit(json.dumps(payload))});")
         elif r < 0.75:
@@ -66,7 +77,7 @@ echo "concurrency: $CLIENTS clients x $CALLS calls in ${elapsed_ms} ms, $errors 
 
 # The invariants, each one assertion.
 sent_messages=$(cat "$WORK"/client*.sql | grep -o '"message_id": "[^"]*"' | sort -u | wc -l)
-sent_uids=$(cat "$WORK"/client*.sql | grep -o "cdp\.[a-z_]*('u[0-9]*'" | sed "s/.*('//; s/'//" | sort -u | wc -l)
+sent_uids=$(cat "$WORK"/client*.sql | grep -oE "cdp\.[a-z_]*\('u[0-9]+'|\"uid\": \"u[0-9]+\"" | grep -oE "u[0-9]+" | sort -u | wc -l)
 out=$(psql -X -q -o /dev/null -v ON_ERROR_STOP=1 -d $DB -v sent_messages="$sent_messages" -v sent_uids="$sent_uids" 2>&1 <<'SQL'
 CREATE FUNCTION pg_temp.check(ok boolean, label text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
