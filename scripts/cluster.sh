@@ -3,7 +3,8 @@
 # root), on its own port and socket directory so it never touches a system one.
 #   scripts/cluster.sh start|stop|status|psql [args]
 # Settings: CDP_PGDATA (default /var/tmp/cdp_identity/<name>/data), CDP_PGPORT
-# (default 54329), CDP_CLUSTER (name, default "test").
+# (default 54329), CDP_CLUSTER (name, default "test"), CDP_FSYNC (default off:
+# test clusters are throwaway), CDP_SHARED_BUFFERS (default 256MB).
 set -euo pipefail
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 NAME=${CDP_CLUSTER:-test}
@@ -24,7 +25,7 @@ start() {
     fi
     if ! as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
         as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -l "$BASE/server.log" -w -t 60 start \
-            -o "-p $PGPORT -k $SOCKDIR -c listen_addresses='' -c max_connections=60 -c fsync=off" >/dev/null
+            -o "-p $PGPORT -k $SOCKDIR -c listen_addresses='' -c max_connections=60 -c fsync=${CDP_FSYNC:-off} -c shared_buffers=${CDP_SHARED_BUFFERS:-256MB}" >/dev/null
     fi
 }
 

@@ -85,11 +85,15 @@ impl Known {
 fn load_known(client: &mut SpiClient<'_>, uids: Vec<String>) -> HashMap<String, Known> {
     exec(
         client,
-        "SELECT u.uid, u.profile_id, coalesce(p.merged_into, p.profile_id),
-                p.merged_into IS NOT NULL OR p.customer_id IS NOT NULL,
-                u.last_device_id, p.system_at, p.first_touch_at, p.system
-         FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id
-         WHERE u.uid = ANY($1)",
+        // One index lookup per UID whatever the table sizes: OFFSET 0 keeps
+        // the planner from turning the lateral lookups into a scan and a hash join.
+        "SELECT k.*
+         FROM pg_catalog.unnest($1::text[]) AS q(uid),
+              LATERAL (SELECT u.uid, u.profile_id, coalesce(p.merged_into, p.profile_id),
+                              p.merged_into IS NOT NULL OR p.customer_id IS NOT NULL,
+                              u.last_device_id, p.system_at, p.first_touch_at, p.system
+                       FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id
+                       WHERE u.uid = q.uid OFFSET 0) AS k",
         &[uids.into()],
     )
     .filter_map(|row| {
@@ -109,6 +113,63 @@ fn load_known(client: &mut SpiClient<'_>, uids: Vec<String>) -> HashMap<String, 
         Some((column::<String>(&row, 1)?, Known { state, system }))
     })
     .collect()
+}
+
+/// Creates anonymous profiles for new UIDs in one statement, in UID order
+/// (so concurrent batches creating the same UIDs wait for each other in the
+/// same order). A UID that a concurrent call created first is left out, and
+/// the profile made for it removed.
+fn create_uids(client: &mut SpiClient<'_>, firsts: &[&TrackRequest]) -> HashMap<String, Known> {
+    if firsts.is_empty() {
+        return HashMap::new();
+    }
+    let json = |m: &Map<String, Value>| Some(Value::Object(m.clone()).to_string());
+    let texts = |f: &dyn Fn(&TrackRequest) -> Option<String>| firsts.iter().map(|r| f(r)).collect::<Vec<Option<String>>>();
+    let times: Vec<TimestampWithTimeZone> = firsts.iter().map(|r| r.event_time).collect();
+    let rows = exec(
+        client,
+        "WITH new AS (
+             SELECT pg_catalog.nextval('cdp.profiles_profile_id_seq') AS profile_id, t.*
+             FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]),
+                             pg_catalog.unnest($4::timestamptz[]), pg_catalog.unnest($5::text[]))
+                  AS t(uid, system, first_touch, seen_at, device_id)
+         ), profiles AS (
+             INSERT INTO cdp.profiles (profile_id, system, system_at, first_touch, first_touch_at)
+             SELECT profile_id, system::jsonb, seen_at, first_touch::jsonb, seen_at FROM new
+         ), mapped AS (
+             INSERT INTO cdp.uids (uid, profile_id, last_device_id)
+             SELECT uid, profile_id, device_id FROM new ORDER BY uid
+             ON CONFLICT (uid) DO NOTHING
+             RETURNING uid, profile_id, last_device_id
+         ), devices AS (
+             INSERT INTO cdp.identifiers (kind, value, profile_id)
+             SELECT 'device_id', last_device_id, profile_id FROM mapped WHERE last_device_id IS NOT NULL
+             ON CONFLICT DO NOTHING
+         )
+         SELECT new.uid, new.profile_id, mapped.uid IS NOT NULL FROM new LEFT JOIN mapped USING (uid)",
+        &[
+            texts(&|r| Some(r.uid.clone())).into(),
+            texts(&|r| json(&r.system.last)).into(),
+            texts(&|r| json(&r.system.first)).into(),
+            times.into(),
+            texts(&|r| r.device_id.clone()).into(),
+        ],
+    )
+    .filter_map(|row| Some((column::<String>(&row, 1)?, column::<i64>(&row, 2)?, column::<bool>(&row, 3)?)))
+    .collect::<Vec<_>>();
+    let orphans: Vec<i64> = rows.iter().filter(|(_, _, mapped)| !mapped).map(|(_, id, _)| *id).collect();
+    if !orphans.is_empty() {
+        exec(client, "DELETE FROM cdp.profiles WHERE profile_id = ANY($1)", &[orphans.into()]);
+    }
+    let by_uid: HashMap<&str, &TrackRequest> = firsts.iter().map(|r| (r.uid.as_str(), *r)).collect();
+    rows.into_iter()
+        .filter(|(_, _, mapped)| *mapped)
+        .map(|(uid, profile_id, _)| {
+            let first = by_uid[uid.as_str()];
+            let state = UidState::created(profile_id, first.event_time, first.device_id.clone());
+            (uid, Known { state, system: first.system.last.clone() })
+        })
+        .collect()
 }
 
 /// Events waiting to be inserted together: (item index, own profile, root).
@@ -161,27 +222,33 @@ pub fn track_batch(client: &mut SpiClient<'_>, items: Vec<CdpResult<TrackRequest
     let distinct: BTreeSet<&str> = requests.iter().map(|(_, r)| r.uid.as_str()).collect();
     let mut known = load_known(client, distinct.iter().map(|u| u.to_string()).collect());
 
-    // New UIDs first, in sorted order, each from its first event.
-    let mut applied = HashSet::new();
-    let new_uids: Vec<&str> = distinct.iter().copied().filter(|u| !known.contains_key(*u)).collect();
-    for uid in new_uids {
-        let (index, first) = requests.iter().find(|(_, r)| r.uid == uid).expect("uid comes from the requests");
-        if first.identifies() {
-            continue; // identify creates the mapping itself
-        }
-        ingest::apply_profile_changes(client, first);
-        applied.insert(*index);
-        known.extend(load_known(client, vec![uid.to_string()]));
+    // New UIDs first, all at once in sorted order, each from its first event
+    // (an identifying first event creates its mapping itself).
+    let mut first_request: HashMap<&str, &TrackRequest> = HashMap::new();
+    for (_, r) in &requests {
+        first_request.entry(r.uid.as_str()).or_insert(r);
+    }
+    let new_uids: Vec<&TrackRequest> = distinct
+        .iter()
+        .filter(|u| !known.contains_key(**u))
+        .map(|u| first_request[u])
+        .filter(|r| !r.identifies())
+        .collect();
+    let created = create_uids(client, &new_uids);
+    let lost: Vec<String> = new_uids.iter().map(|r| r.uid.clone()).filter(|u| !created.contains_key(u)).collect();
+    known.extend(created);
+    if !lost.is_empty() {
+        known.extend(load_known(client, lost)); // created concurrently by another call
     }
     if !changes_customers {
-        lock_rows_to_write(client, &requests, &known, &applied);
+        lock_rows_to_write(client, &requests, &known);
     }
 
     let mut pending = Pending { items: Vec::new() };
     for (index, req) in &requests {
-        let fast = known.get(&req.uid).filter(|k| {
-            matches!(req.claim, ingest::Claim::None) && (applied.contains(index) || !req.changes(&k.state_for(req)))
-        });
+        let fast = known
+            .get(&req.uid)
+            .filter(|k| matches!(req.claim, ingest::Claim::None) && !req.changes(&k.state_for(req)));
         if let Some(k) = fast {
             pending.items.push((*index, req, k.state.own_profile, k.state.root));
             if pending.items.len() >= FLUSH_EVERY {
@@ -197,13 +264,16 @@ pub fn track_batch(client: &mut SpiClient<'_>, items: Vec<CdpResult<TrackRequest
         } else {
             outcome.duplicates += 1;
         }
-        // An identify may have moved any profile of the batch; other events
-        // change only their own UID.
-        let reload = if req.identifies() { distinct.iter().map(|u| u.to_string()).collect() } else { vec![req.uid.clone()] };
-        for uid in &reload {
-            known.remove(uid);
+        // The event changed its own UID; an identify also merged profiles
+        // (other UIDs of the batch may now belong to the customer).
+        for k in known.values_mut() {
+            if tracked.merged.contains(&k.state.own_profile) {
+                k.state.root = tracked.root;
+                k.state.root_is_customer = true;
+            }
         }
-        known.extend(load_known(client, reload));
+        known.remove(&req.uid);
+        known.extend(load_known(client, vec![req.uid.clone()]));
     }
     flush(client, &mut pending, &mut outcome);
     outcome
@@ -212,15 +282,9 @@ pub fn track_batch(client: &mut SpiClient<'_>, items: Vec<CdpResult<TrackRequest
 /// In a batch that only takes the identity lock shared, other batches may
 /// write the same profiles: lock every row this batch will write up front,
 /// in ascending order.
-fn lock_rows_to_write(
-    client: &mut SpiClient<'_>,
-    requests: &[(usize, TrackRequest)],
-    known: &HashMap<String, Known>,
-    applied: &HashSet<usize>,
-) {
+fn lock_rows_to_write(client: &mut SpiClient<'_>, requests: &[(usize, TrackRequest)], known: &HashMap<String, Known>) {
     let rows: BTreeSet<i64> = requests
         .iter()
-        .filter(|(index, _)| !applied.contains(index))
         .filter_map(|(_, r)| known.get(&r.uid).filter(|k| r.changes(&k.state_for(r))).map(|k| k.state.own_profile))
         .collect();
     if !rows.is_empty() {
@@ -284,9 +348,11 @@ fn flush(client: &mut SpiClient<'_>, pending: &mut Pending<'_>, outcome: &mut Ba
     outcome.duplicates += duplicates.len();
     let roots: HashMap<String, i64> = exec(
         client,
-        "SELECT e.message_id, coalesce(p.merged_into, p.profile_id)
-         FROM cdp.events e JOIN cdp.profiles p ON p.profile_id = e.profile_id
-         WHERE e.message_id = ANY($1)",
+        "SELECT k.*
+         FROM pg_catalog.unnest($1::text[]) AS q(message_id),
+              LATERAL (SELECT e.message_id, coalesce(p.merged_into, p.profile_id)
+                       FROM cdp.events e JOIN cdp.profiles p ON p.profile_id = e.profile_id
+                       WHERE e.message_id = q.message_id OFFSET 0) AS k",
         &[duplicates.iter().map(|(_, m)| m.clone()).collect::<Vec<String>>().into()],
     )
     .filter_map(|row| Some((column::<String>(&row, 1)?, column::<i64>(&row, 2)?)))

@@ -32,6 +32,8 @@ pub struct IdentifyOutcome {
     pub customer: i64,
     /// Identifier values that were refused (junk emails, phones, identify ids).
     pub skips: Vec<Skip>,
+    /// The anonymous profiles merged into the customer.
+    pub merged: Vec<i64>,
 }
 
 /// Why an anonymous profile was merged; the order is the order of preference
@@ -113,11 +115,12 @@ pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>) -> Identi
         }
     }
 
-    for profile_id in lock_still_anonymous(client, candidates.keys().copied().collect()) {
-        let (reason, evidence) = &candidates[&profile_id];
-        merge_into_customer(client, profile_id, customer, *reason, evidence, req);
+    let merged = lock_still_anonymous(client, candidates.keys().copied().collect());
+    for profile_id in &merged {
+        let (reason, evidence) = &candidates[profile_id];
+        merge_into_customer(client, *profile_id, customer, *reason, evidence, req);
     }
-    IdentifyOutcome { customer, skips }
+    IdentifyOutcome { customer, skips, merged }
 }
 
 fn find_or_create_customer(client: &mut SpiClient<'_>, customer_id: &str, at: TimestampWithTimeZone) -> i64 {

@@ -107,18 +107,21 @@ pub struct Tracked {
     pub root: i64,
     /// False when its message id was already stored (an SDK retry).
     pub stored: bool,
+    /// Profiles an identify merged into `root` on the way.
+    pub merged: Vec<i64>,
 }
 
 /// Records one event.
 pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest) -> Tracked {
     let mut skips: Vec<Skip> = Vec::new();
+    let mut merged = Vec::new();
     match &req.claim {
         Claim::None => {}
         Claim::Junk(skip) => skips.push(skip.clone()),
         Claim::Identify { customer_id, identify_time } => {
             // A retried sign-in must not identify twice.
             if let Some(root) = req.message_id.as_deref().and_then(|m| stored_event_root(client, m)) {
-                return Tracked { root, stored: false };
+                return Tracked { root, stored: false, merged };
             }
             // Identify first, so the event itself lands on the customer.
             let outcome = identity::identify(
@@ -134,6 +137,7 @@ pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest) -> Tracked {
                 },
             );
             skips.extend(outcome.skips);
+            merged = outcome.merged;
         }
     }
     if !req.lead_form.is_empty() {
@@ -153,12 +157,13 @@ pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest) -> Tracked {
     match insert_event(client, req, state.own_profile) {
         Some(event_id) => {
             profiles::record_skips(client, &req.uid, Some(event_id), &skips);
-            Tracked { root: state.root, stored: true }
+            Tracked { root: state.root, stored: true, merged }
         }
         // The same message id was stored meanwhile: an SDK retry.
         None => Tracked {
             root: req.message_id.as_deref().and_then(|m| stored_event_root(client, m)).unwrap_or(state.root),
             stored: false,
+            merged,
         },
     }
 }
