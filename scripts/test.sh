@@ -4,6 +4,7 @@
 #   2. SQL scenario tests (tests/sql/*.sql), one fresh database each
 #   3. the concurrency test: real concurrent connections, then invariants
 #   4. pg_dump / pg_restore of the extension's data
+#   5. a seconds-long run of the benchmark (bench/run.sh --smoke), so it cannot rot
 # Ends with one line "all: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,10 @@ echo "== concurrency"
 tests/concurrency.sh 8 1000 2>&1 | tee "$log/conc"; tally "concurrency" "$log/conc" "${PIPESTATUS[0]}"
 echo "== dump and restore"
 tests/dump_restore.sh 2>&1 | tee "$log/dump"; tally "dump/restore" "$log/dump" "${PIPESTATUS[0]}"
+
+echo "== benchmark smoke run"
+CDP_BENCH_INSTALLED=1 bench/run.sh --smoke 2>&1 | tee "$log/bench" | grep -E '^bench|^\|' | tail -40
+tally "benchmark smoke" "$log/bench" "${PIPESTATUS[0]}"
 
 echo "all: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -176,22 +176,33 @@ fn find_anonymous_matches(
     let values: Vec<String> = evidence.iter().map(|i| i.value.clone()).collect();
     let table = exec(
         client,
-        "WITH evidence(kind, value) AS (
-             SELECT t.kind, t.value FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) AS t(kind, value)
+        // Every lookup is an index lookup whatever the table sizes (OFFSET 0
+        // keeps the planner from turning them into scans and hash joins).
+        "WITH family(profile_id) AS (
+             SELECT f.profile_id FROM cdp.profiles f WHERE f.profile_id = $1
+             UNION ALL
+             SELECT f.profile_id FROM cdp.profiles f WHERE f.merged_into = $1
+             UNION ALL
+             SELECT $4 WHERE $4 IS NOT NULL
+         ), evidence(kind, value) AS (
+             SELECT t.kind, t.value
+             FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) AS t(kind, value)
              UNION
-             SELECT i.kind, i.value FROM cdp.identifiers i
-             JOIN cdp.profiles f ON f.profile_id = i.profile_id
-             WHERE (f.profile_id = $1 OR f.merged_into = $1) AND i.kind <> 'device_id'
-             UNION
-             SELECT i.kind, i.value FROM cdp.identifiers i
-             WHERE i.profile_id = $4 AND (i.kind <> 'device_id' OR $5)
+             SELECT k.kind, k.value
+             FROM family, LATERAL (
+                 SELECT i.kind, i.value FROM cdp.identifiers i
+                 WHERE i.profile_id = family.profile_id
+                   AND (i.kind <> 'device_id' OR ($5 AND family.profile_id = $4))
+                 OFFSET 0) AS k
          )
-         SELECT DISTINCT r.profile_id, i.kind, i.value
-         FROM evidence e
-         JOIN cdp.identifiers i ON i.kind = e.kind AND i.value = e.value
-         JOIN cdp.profiles p ON p.profile_id = i.profile_id
-         JOIN cdp.profiles r ON r.profile_id = coalesce(p.merged_into, p.profile_id)
-         WHERE r.customer_id IS NULL AND r.merged_into IS NULL",
+         SELECT DISTINCT m.root, m.kind, m.value
+         FROM evidence e, LATERAL (
+             SELECT r.profile_id AS root, i.kind, i.value
+             FROM cdp.identifiers i
+             JOIN cdp.profiles p ON p.profile_id = i.profile_id
+             JOIN cdp.profiles r ON r.profile_id = coalesce(p.merged_into, p.profile_id)
+             WHERE i.kind = e.kind AND i.value = e.value AND r.customer_id IS NULL AND r.merged_into IS NULL
+             OFFSET 0) AS m",
         &[customer.into(), kinds.into(), values.into(), evidence_profile.into(), device_linking.into()],
     );
     table

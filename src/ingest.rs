@@ -17,6 +17,7 @@ use crate::timeparse::{self, ParsedTime};
 use crate::validate;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
+use pgrx::JsonB;
 use serde_json::{Map, Value};
 
 /// What an event's customer id asks for, decided before anything is written.
@@ -143,6 +144,11 @@ pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest) -> Tracked {
     if !req.lead_form.is_empty() {
         skips.extend(contact_identifiers(&req.lead_form).1);
     }
+    if matches!(req.claim, Claim::None) && req.lead_form.is_empty() {
+        if let Some(tracked) = append_if_unchanged(client, req) {
+            return tracked;
+        }
+    }
 
     let state = match profiles::resolve_uid(client, &req.uid, &req.system.last) {
         Some(state) if !req.changes(&state) => state,
@@ -166,6 +172,50 @@ pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest) -> Tracked {
             merged,
         },
     }
+}
+
+/// The hot path in one statement: appends the event when the UID is known
+/// and the event changes nothing about its profile (same system attributes,
+/// same device, not an earlier first touch). None when that does not hold;
+/// the caller then takes the general path.
+fn append_if_unchanged(client: &mut SpiClient<'_>, req: &TrackRequest) -> Option<Tracked> {
+    let table = exec(
+        client,
+        "WITH s AS (
+             SELECT u.profile_id, coalesce(p.merged_into, p.profile_id) AS root
+             FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id
+             WHERE u.uid = $1
+               AND p.system OPERATOR(pg_catalog.@>) $8
+               AND ($9::text IS NULL OR u.last_device_id = $9)
+               AND ($10 OR p.first_touch_at <= $4)
+         ), ins AS (
+             INSERT INTO cdp.events (profile_id, uid, category, action, event_time, session_id, message_id, payload)
+             SELECT s.profile_id, $1, $2, $3, $4, $5, $6, $7::jsonb FROM s
+             ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO NOTHING
+             RETURNING event_id
+         )
+         SELECT s.root, EXISTS (SELECT FROM ins) FROM s",
+        &[
+            req.uid.as_str().into(),
+            req.category.as_str().into(),
+            req.action.as_str().into(),
+            req.event_time.into(),
+            req.facts.context.session_id.as_deref().into(),
+            req.message_id.as_deref().into(),
+            req.payload_json.as_str().into(),
+            JsonB(Value::Object(req.system.last.clone())).into(),
+            req.device_id.as_deref().into(),
+            req.system.first.is_empty().into(),
+        ],
+    );
+    if table.is_empty() {
+        return None;
+    }
+    let row = table.first();
+    let root: i64 = row.get(1).ok().flatten()?;
+    let stored: bool = row.get(2).ok().flatten()?;
+    let root = if stored { root } else { req.message_id.as_deref().and_then(|m| stored_event_root(client, m)).unwrap_or(root) };
+    Some(Tracked { root, stored, merged: Vec::new() })
 }
 
 /// Creates the UID's profile or writes what the event changes about it:
