@@ -114,3 +114,10 @@ SELECT p.profile_id,
        p.system
 FROM cdp.profiles p
 WHERE p.customer_id IS NULL AND p.merged_into IS NULL;
+
+-- The write functions run the same few statements over and over: plan them
+-- once per backend (generic plans) instead of planning identify's larger
+-- statements again for every call. Every lookup in them is by key.
+ALTER FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.track_batch(jsonb) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.identify(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;

@@ -222,9 +222,12 @@ fn lock_still_anonymous(client: &mut SpiClient<'_>, candidates: Vec<i64>) -> Vec
     }
     exec(
         client,
-        "SELECT profile_id FROM cdp.profiles
-         WHERE profile_id = ANY($1) AND customer_id IS NULL AND merged_into IS NULL
-         ORDER BY profile_id FOR UPDATE",
+        // One key lookup per candidate, in the (ascending) order given.
+        "SELECT k.profile_id
+         FROM pg_catalog.unnest($1::bigint[]) AS q(id),
+              LATERAL (SELECT p.profile_id FROM cdp.profiles p
+                       WHERE p.profile_id = q.id AND p.customer_id IS NULL AND p.merged_into IS NULL
+                       FOR UPDATE) AS k",
         &[candidates.into()],
     )
     .filter_map(|row| column::<i64>(&row, 1))
