@@ -342,7 +342,7 @@ def main():
     print("bench: mixed workload", flush=True)
     mix = mixed(cfg)
     text, ratios = report(cfg, ing_rows, ing, pgb, merge, ident, rd_checks, rd, mix)
-    text += f"The whole run took {time.perf_counter() - started:.0f} s.\n\n"
+    text += f"\nThe whole run took {time.perf_counter() - started:.0f} s.\n\n"
     with open(os.path.join(HERE, "analysis.md")) as f:
         text += f.read()
     psql(f"DROP DATABASE IF EXISTS {DB}", db="postgres")
