@@ -15,7 +15,7 @@ use crate::settings;
 use crate::store::{exec, first_value, lock_identity_shared};
 use crate::timeparse::{self, ParsedTime};
 use crate::validate;
-use pgrx::datum::TimestampWithTimeZone;
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::spi::SpiClient;
 use pgrx::JsonB;
 use serde_json::{Map, Value};
@@ -195,18 +195,11 @@ fn append_if_unchanged(client: &mut SpiClient<'_>, req: &TrackRequest) -> Option
              RETURNING event_id
          )
          SELECT s.root, EXISTS (SELECT FROM ins) FROM s",
-        &[
-            req.uid.as_str().into(),
-            req.category.as_str().into(),
-            req.action.as_str().into(),
-            req.event_time.into(),
-            req.facts.context.session_id.as_deref().into(),
-            req.message_id.as_deref().into(),
-            req.payload_json.as_str().into(),
+        &event_columns(req, [
             JsonB(Value::Object(req.system.last.clone())).into(),
             req.device_id.as_deref().into(),
             req.system.first.is_empty().into(),
-        ],
+        ]),
     );
     if table.is_empty() {
         return None;
@@ -266,20 +259,28 @@ fn insert_event(client: &mut SpiClient<'_>, req: &TrackRequest, profile_id: i64)
     first_value(exec(
         client,
         "INSERT INTO cdp.events (profile_id, uid, category, action, event_time, session_id, message_id, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)
+         VALUES ($8, $1, $2, $3, $4, $5, $6, $7::jsonb)
          ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO NOTHING
          RETURNING event_id",
-        &[
-            profile_id.into(),
-            req.uid.as_str().into(),
-            req.category.as_str().into(),
-            req.action.as_str().into(),
-            req.event_time.into(),
-            req.facts.context.session_id.as_deref().into(),
-            req.message_id.as_deref().into(),
-            req.payload_json.as_str().into(),
-        ],
+        &event_columns(req, [profile_id.into()]),
     ))
+}
+
+/// The event's own columns, as $1..$7 of the statements that store it (uid,
+/// category, action, event_time, session_id, message_id, payload), followed
+/// by the statement's other arguments.
+fn event_columns<'a, const N: usize>(req: &'a TrackRequest, more: [DatumWithOid<'a>; N]) -> Vec<DatumWithOid<'a>> {
+    let mut columns = Vec::from([
+        req.uid.as_str().into(),
+        req.category.as_str().into(),
+        req.action.as_str().into(),
+        req.event_time.into(),
+        req.facts.context.session_id.as_deref().into(),
+        req.message_id.as_deref().into(),
+        req.payload_json.as_str().into(),
+    ]);
+    columns.extend(more);
+    columns
 }
 
 /// The unified profile of an already stored event with this message id.
