@@ -92,7 +92,8 @@ CREATE TABLE cdp.profile_attributes (
 -- One row per identity decision. kind 'merge': from_profile (anonymous) was
 -- merged into into_profile (a customer). kind 'uid_reassigned': a UID of the
 -- customer from_profile identified as into_profile (a shared browser without
--- logout); nothing was merged. The undo columns keep what an unmerge needs.
+-- logout); nothing was merged. The undo columns (filled_attributes,
+-- uid_profile_before) keep what undoing the decision needs.
 CREATE TABLE cdp.merges (
     merge_id          bigserial PRIMARY KEY,
     kind              text NOT NULL CHECK (kind IN ('merge', 'uid_reassigned')),
@@ -104,7 +105,9 @@ CREATE TABLE cdp.merges (
     identify_type     text NOT NULL CHECK (identify_type IN ('exact', 'predict')),
     identify_time     timestamptz NOT NULL,
     merged_at         timestamptz NOT NULL DEFAULT now(),
-    filled_attributes text[] NOT NULL DEFAULT '{}'
+    filled_attributes text[] NOT NULL DEFAULT '{}',
+    -- uid_reassigned rows: the profile the UID wrote its events to before
+    uid_profile_before bigint REFERENCES cdp.profiles (profile_id)
 );
 CREATE INDEX merges_from_idx ON cdp.merges (from_profile);
 CREATE INDEX merges_into_idx ON cdp.merges (into_profile);

@@ -154,9 +154,11 @@ fn find_or_create_customer(client: &mut SpiClient<'_>, customer_id: &str, at: Ti
 fn reassign_uid(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>, from: i64, into: i64) {
     exec(
         client,
-        "WITH moved AS (UPDATE cdp.uids SET profile_id = $3 WHERE uid = $1 RETURNING uid)
-         INSERT INTO cdp.merges (kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time)
-         SELECT 'uid_reassigned', $2, $3, 'uid', moved.uid, moved.uid, $4, $5 FROM moved",
+        "WITH before AS (SELECT profile_id FROM cdp.uids WHERE uid = $1),
+              moved AS (UPDATE cdp.uids SET profile_id = $3 WHERE uid = $1 RETURNING uid)
+         INSERT INTO cdp.merges (kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time,
+                                 uid_profile_before)
+         SELECT 'uid_reassigned', $2, $3, 'uid', moved.uid, moved.uid, $4, $5, before.profile_id FROM moved, before",
         &[req.uid.into(), from.into(), into.into(), req.identify_type.as_str().into(), req.identify_time.into()],
     );
 }

@@ -23,6 +23,8 @@ SELECT t.eq(cdp.profile(:alice)->'attributes', '{"name": "Alice"}'::jsonb, 'Alic
 SELECT t.eq(cdp.profile(:bob)->'attributes', '{"name": "Bob"}'::jsonb, 'Bob''s attributes are his own');
 SELECT t.eq((SELECT kind || ' ' || from_profile || '->' || into_profile || ' ' || evidence FROM cdp.merges WHERE kind = 'uid_reassigned'),
             'uid_reassigned ' || :alice || '->' || :bob || ' shared', 'the conflict is a uid_reassigned row in cdp.merges');
+SELECT t.eq((SELECT uid_profile_before FROM cdp.merges WHERE kind = 'uid_reassigned'), :anon::bigint,
+            'the row keeps the profile the UID wrote to before (undo needs it)');
 SELECT t.eq((SELECT count(*) FROM cdp.profiles WHERE merged_into IS NOT NULL AND customer_id IS NOT NULL), 0::bigint, 'no customer was merged');
 SELECT t.eq(cdp.profile(:anon)->>'customer_id', 'alice', 'the anonymous profile from before stays with Alice');
 
@@ -30,6 +32,8 @@ SELECT t.eq(cdp.profile(:anon)->>'customer_id', 'alice', 'the anonymous profile 
 SELECT t.eq(cdp.identify('shared', 'alice'), :alice::bigint, 'Alice signs in again');
 SELECT t.eq(cdp.profile_of('shared'), :alice::bigint, 'the UID counts for Alice again');
 SELECT t.eq((SELECT count(*) FROM cdp.merges WHERE kind = 'uid_reassigned'), 2::bigint, 'two reassignment rows');
+SELECT t.eq((SELECT uid_profile_before FROM cdp.merges WHERE kind = 'uid_reassigned' ORDER BY merge_id DESC LIMIT 1), :bob::bigint,
+            'switching back records that the UID wrote to Bob in between');
 SELECT t.eq((SELECT count(*) FROM cdp.customers), 2::bigint, 'still two customers');
 
 -- Customers sharing an email are not merged either.
