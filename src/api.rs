@@ -5,6 +5,7 @@
 use crate::errors::{CdpError, OrRaise};
 use crate::identity::{self, IdentifyRequest};
 use crate::batch;
+use crate::store;
 use crate::ingest::{self, TrackRequest};
 use crate::validate::{self, IdentifyType};
 use crate::{attributes, identifiers, payload, profiles};
@@ -29,9 +30,13 @@ fn track_event(
     action: Option<&str>,
     payload: default!(Option<JsonB>, "'{}'"),
     event_time: default!(Option<TimestampWithTimeZone>, "now()"),
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> i64 {
-    let request = TrackRequest::new(uid, category, action, payload.map(|p| p.0), event_time.unwrap_or_else(transaction_start))
-        .or_raise();
+    // SAFETY: argument 3 of this call is the jsonb payload.
+    let payload_datum = unsafe { store::jsonb_argument(fcinfo, 3) };
+    let request =
+        TrackRequest::new(uid, category, action, payload.map(|p| p.0), payload_datum, event_time.unwrap_or_else(transaction_start))
+            .or_raise();
     Spi::connect_mut(|client| ingest::track_event(client, &request).root)
 }
 
@@ -40,10 +45,12 @@ fn track_event(
 /// counts, the rejected items and the profile id of every item.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn track_batch(events: Option<JsonB>) -> JsonB {
+fn track_batch(events: Option<JsonB>, fcinfo: pg_sys::FunctionCallInfo) -> JsonB {
     let events = events.map(|e| e.0).unwrap_or_else(|| CdpError::null("events").raise());
+    // SAFETY: argument 0 of this call is the jsonb batch (not NULL: checked above).
+    let batch_datum = unsafe { store::jsonb_argument(fcinfo, 0) }.expect("events is not NULL");
     let items = batch::read_items(events, transaction_start()).or_raise();
-    JsonB(Spi::connect_mut(|client| batch::track_batch(client, items)).to_json())
+    JsonB(Spi::connect_mut(|client| batch::track_batch(client, batch_datum, items)).to_json())
 }
 
 /// Assigns a customer id to a UID and merges the person's anonymous profiles

@@ -15,8 +15,9 @@ use crate::ingest::{self, time_of, TrackRequest};
 use crate::payload::type_name;
 use crate::profiles::UidState;
 use crate::settings;
-use crate::store::{column, exec, lock_identity_exclusive, lock_identity_shared};
+use crate::store::{column, exec, jsonb_arg, lock_identity_exclusive, lock_identity_shared};
 use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
@@ -65,7 +66,7 @@ fn read_item(item: Value, now: TimestampWithTimeZone) -> CdpResult<TrackRequest>
         None => now,
     };
     let payload = fields.remove("payload").filter(|p| !p.is_null());
-    TrackRequest::new(uid.as_deref(), category.as_deref(), action.as_deref(), payload, event_time)
+    TrackRequest::new(uid.as_deref(), category.as_deref(), action.as_deref(), payload, None, event_time)
 }
 
 /// A UID's state as stored, so that the items of a batch can be checked
@@ -200,7 +201,8 @@ impl BatchOutcome {
     }
 }
 
-pub fn track_batch(client: &mut SpiClient<'_>, items: Vec<CdpResult<TrackRequest>>) -> BatchOutcome {
+/// `batch` is the caller's jsonb array the items were read from.
+pub fn track_batch(client: &mut SpiClient<'_>, batch: pg_sys::Datum, items: Vec<CdpResult<TrackRequest>>) -> BatchOutcome {
     let mut outcome = BatchOutcome { stored: 0, duplicates: 0, rejected: Vec::new(), profile_ids: vec![None; items.len()] };
     let mut requests = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
@@ -252,11 +254,11 @@ pub fn track_batch(client: &mut SpiClient<'_>, items: Vec<CdpResult<TrackRequest
         if let Some(k) = fast {
             pending.items.push((*index, req, k.state.own_profile, k.state.root));
             if pending.items.len() >= FLUSH_EVERY {
-                flush(client, &mut pending, &mut outcome);
+                flush(client, batch, &mut pending, &mut outcome);
             }
             continue;
         }
-        flush(client, &mut pending, &mut outcome);
+        flush(client, batch, &mut pending, &mut outcome);
         let tracked = ingest::track_event(client, req);
         outcome.profile_ids[*index] = Some(tracked.root);
         if tracked.stored {
@@ -275,7 +277,7 @@ pub fn track_batch(client: &mut SpiClient<'_>, items: Vec<CdpResult<TrackRequest
         known.remove(&req.uid);
         known.extend(load_known(client, vec![req.uid.clone()]));
     }
-    flush(client, &mut pending, &mut outcome);
+    flush(client, batch, &mut pending, &mut outcome);
     outcome
 }
 
@@ -299,7 +301,7 @@ fn lock_rows_to_write(client: &mut SpiClient<'_>, requests: &[(usize, TrackReque
 /// Inserts the pending events in one statement. An item whose message id is
 /// already stored (or came earlier in the batch) is a duplicate and answers
 /// with the profile of the stored event.
-fn flush(client: &mut SpiClient<'_>, pending: &mut Pending<'_>, outcome: &mut BatchOutcome) {
+fn flush(client: &mut SpiClient<'_>, batch: pg_sys::Datum, pending: &mut Pending<'_>, outcome: &mut BatchOutcome) {
     if pending.items.is_empty() {
         return;
     }
@@ -310,11 +312,13 @@ fn flush(client: &mut SpiClient<'_>, pending: &mut Pending<'_>, outcome: &mut Ba
     let inserted: HashSet<String> = exec(
         client,
         "INSERT INTO cdp.events (profile_id, uid, category, action, event_time, session_id, message_id, payload)
-         SELECT t.profile_id, t.uid, t.category, t.action, t.event_time, t.session_id, t.message_id, t.payload::jsonb
+         SELECT t.profile_id, t.uid, t.category, t.action, t.event_time, t.session_id, t.message_id,
+                CASE WHEN pg_catalog.jsonb_typeof(pg_catalog.jsonb_extract_path($8, t.position::text, 'payload')) = 'object'
+                     THEN pg_catalog.jsonb_extract_path($8, t.position::text, 'payload') ELSE '{}' END
          FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]),
                          pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::timestamptz[]), pg_catalog.unnest($6::text[]),
-                         pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[]))
-              AS t(profile_id, uid, category, action, event_time, session_id, message_id, payload)
+                         pg_catalog.unnest($7::text[]), pg_catalog.unnest($9::int[]))
+              AS t(profile_id, uid, category, action, event_time, session_id, message_id, position)
          ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO NOTHING
          RETURNING message_id",
         &[
@@ -325,7 +329,9 @@ fn flush(client: &mut SpiClient<'_>, pending: &mut Pending<'_>, outcome: &mut Ba
             times.into(),
             column_of(&|r| r.facts.context.session_id.clone()).into(),
             column_of(&|r| r.message_id.clone()).into(),
-            column_of(&|r| Some(r.payload_json.clone())).into(),
+            // each payload is taken from the batch as it is (no text round trip)
+            jsonb_arg(batch),
+            items.iter().map(|(index, _, _, _)| *index as i32).collect::<Vec<i32>>().into(),
         ],
     )
     .filter_map(|row| column::<String>(&row, 1))

@@ -12,7 +12,7 @@ use crate::identity::{self, IdentifyRequest};
 use crate::payload::{self, EventFacts};
 use crate::profiles::{self, UidState};
 use crate::settings;
-use crate::store::{exec, first_value, lock_identity_shared};
+use crate::store::{exec, first_value, jsonb_arg, lock_identity_shared};
 use crate::timeparse::{self, ParsedTime};
 use crate::validate;
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
@@ -28,12 +28,19 @@ pub enum Claim {
     Identify { customer_id: String, identify_time: TimestampWithTimeZone },
 }
 
+pub enum StoredPayload {
+    Datum(pgrx::pg_sys::Datum),
+    Text(String),
+}
+
 /// One event, fully validated: processing it can no longer fail on its input.
 pub struct TrackRequest {
     pub uid: String,
     pub category: String,
     pub action: String,
-    pub payload_json: String,
+    /// The payload as it is stored: the caller's jsonb datum, or JSON text
+    /// (a batch item) parsed when the event goes the per-row way.
+    pub payload: StoredPayload,
     pub facts: EventFacts,
     pub event_time: TimestampWithTimeZone,
     pub claim: Claim,
@@ -45,11 +52,14 @@ pub struct TrackRequest {
 }
 
 impl TrackRequest {
+    /// `payload_datum` is the same payload as the caller's jsonb datum, when
+    /// there is one (`cdp.track_event`); it is stored as it is.
     pub fn new(
         uid: Option<&str>,
         category: Option<&str>,
         action: Option<&str>,
         payload: Option<Value>,
+        payload_datum: Option<pgrx::pg_sys::Datum>,
         event_time: TimestampWithTimeZone,
     ) -> CdpResult<Self> {
         let uid = validate::identifier("uid", uid)?.to_string();
@@ -57,12 +67,19 @@ impl TrackRequest {
         let action = validate::event_name("action", action)?.to_string();
         let payload = payload.unwrap_or_else(|| Value::Object(Map::new()));
         let facts = payload::read(&payload)?;
-        let payload_json = payload.to_string();
+        let payload = match payload_datum {
+            Some(datum) => StoredPayload::Datum(datum),
+            None => StoredPayload::Text(payload.to_string()),
+        };
+        let size = match &payload {
+            StoredPayload::Datum(datum) => crate::store::jsonb_size(*datum),
+            StoredPayload::Text(text) => text.len(),
+        };
         let limit = settings::max_payload_bytes();
-        if payload_json.len() > limit {
+        if size > limit {
             return Err(CdpError::new(
                 ErrorKind::LimitExceeded,
-                format!("payload is {} bytes; cdp.max_payload_bytes allows {limit}", payload_json.len()),
+                format!("payload is {size} bytes; cdp.max_payload_bytes allows {limit}"),
             ));
         }
         let claim = match &facts.claim {
@@ -86,7 +103,7 @@ impl TrackRequest {
         let device_id = trimmed(&facts.context.device_id).filter(|d| junk_reason(d).is_none());
         let message_id = trimmed(&facts.context.message_id);
         let system = system_attributes(&facts.context);
-        Ok(TrackRequest { uid, category, action, payload_json, facts, event_time, claim, lead_form, system, device_id, message_id })
+        Ok(TrackRequest { uid, category, action, payload, facts, event_time, claim, lead_form, system, device_id, message_id })
     }
 
     pub fn identifies(&self) -> bool {
@@ -190,7 +207,7 @@ fn append_if_unchanged(client: &mut SpiClient<'_>, req: &TrackRequest) -> Option
                AND ($10 OR p.first_touch_at <= $4)
          ), ins AS (
              INSERT INTO cdp.events (profile_id, uid, category, action, event_time, session_id, message_id, payload)
-             SELECT s.profile_id, $1, $2, $3, $4, $5, $6, $7::jsonb FROM s
+             SELECT s.profile_id, $1, $2, $3, $4, $5, $6, $7 FROM s
              ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO NOTHING
              RETURNING event_id
          )
@@ -259,7 +276,7 @@ fn insert_event(client: &mut SpiClient<'_>, req: &TrackRequest, profile_id: i64)
     first_value(exec(
         client,
         "INSERT INTO cdp.events (profile_id, uid, category, action, event_time, session_id, message_id, payload)
-         VALUES ($8, $1, $2, $3, $4, $5, $6, $7::jsonb)
+         VALUES ($8, $1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO NOTHING
          RETURNING event_id",
         &event_columns(req, [profile_id.into()]),
@@ -277,7 +294,10 @@ fn event_columns<'a, const N: usize>(req: &'a TrackRequest, more: [DatumWithOid<
         req.event_time.into(),
         req.facts.context.session_id.as_deref().into(),
         req.message_id.as_deref().into(),
-        req.payload_json.as_str().into(),
+        match &req.payload {
+            StoredPayload::Datum(datum) => jsonb_arg(*datum),
+            StoredPayload::Text(text) => JsonText(text).into(),
+        },
     ]);
     columns.extend(more);
     columns
@@ -315,5 +335,19 @@ pub fn time_of(field: &str, text: &str, timezone: Option<&str>) -> CdpResult<Tim
                 None => TimestampWithTimeZone::new(w.year, w.month, w.day, w.hour, w.minute, w.second).map_err(|_| bad()),
             }
         }
+    }
+}
+
+/// JSON text handed to a statement as jsonb (parsed once, by jsonb_in).
+struct JsonText<'a>(&'a str);
+
+impl<'a> From<JsonText<'a>> for DatumWithOid<'a> {
+    fn from(text: JsonText<'a>) -> Self {
+        let cstring = std::ffi::CString::new(text.0).expect("JSON text has no NUL byte");
+        // SAFETY: jsonb_in takes a C string and returns a jsonb datum.
+        let datum = unsafe {
+            pgrx::direct_function_call_as_datum(pgrx::pg_sys::jsonb_in, &[Some(pgrx::pg_sys::Datum::from(cstring.as_ptr()))])
+        };
+        jsonb_arg(datum.expect("jsonb_in returns a value"))
     }
 }

@@ -4,6 +4,7 @@
 //! tables they use change.
 
 use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
+use pgrx::pg_sys;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
 use pgrx::PgOid;
 use std::cell::RefCell;
@@ -60,4 +61,26 @@ pub fn lock_identity_exclusive(client: &mut SpiClient<'_>) {
 /// identity decision.
 pub fn lock_identity_shared(client: &mut SpiClient<'_>) {
     exec(client, "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, $2)", &[IDENTITY_LOCK.0.into(), IDENTITY_LOCK.1.into()]);
+}
+
+/// A jsonb argument of the calling function, detoasted once, to hand to
+/// statements as it is (no text round trip, no second parse).
+///
+/// # Safety
+/// `fcinfo` must be the current call's and argument `n` must be jsonb.
+pub unsafe fn jsonb_argument(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<pg_sys::Datum> {
+    let datum = unsafe { pgrx::fcinfo::pg_getarg_datum(fcinfo, n) }?;
+    Some(pg_sys::Datum::from(unsafe { pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr()) }))
+}
+
+/// Size in bytes of a jsonb datum's data.
+pub fn jsonb_size(datum: pg_sys::Datum) -> usize {
+    // SAFETY: a detoasted jsonb varlena from `jsonb_argument`.
+    unsafe { pgrx::varlena::varsize_any_exhdr(datum.cast_mut_ptr()) }
+}
+
+/// A jsonb datum as a statement argument.
+pub fn jsonb_arg<'a>(datum: pg_sys::Datum) -> DatumWithOid<'a> {
+    // SAFETY: the datum is a jsonb value that lives for the whole call.
+    unsafe { DatumWithOid::new(datum, pg_sys::JSONBOID) }
 }

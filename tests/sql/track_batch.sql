@@ -26,10 +26,20 @@ SELECT t.eq(:'r'::jsonb->'profile_ids'->1, 'null'::jsonb, 'a rejected item has n
 SELECT t.eq((SELECT count(*) FROM cdp.events WHERE uid = 'b1'), 2::bigint, 'the good events were stored');
 SELECT t.eq(cdp.profile_of('b2'), NULL, 'nothing was written for the rejected UID');
 
+-- Payloads are stored as sent; a missing or null payload is {}.
+SELECT cdp.track_batch('[{"uid": "b1", "category": "c", "action": "null-payload", "payload": null},
+                         {"uid": "b1", "category": "c", "action": "no-payload"},
+                         {"uid": "b1", "category": "c", "action": "with-payload", "payload": {"items": [{"sku": "é-1"}], "context": {"page_url": "https://x.example/?a=1&b=\"2\""}}}]');
+SELECT t.eq((SELECT jsonb_object_agg(action, payload) FROM cdp.events WHERE uid = 'b1' AND category = 'c'),
+            '{"null-payload": {}, "no-payload": {}, "with-payload": {"items": [{"sku": "é-1"}], "context": {"page_url": "https://x.example/?a=1&b=\"2\""}}}'::jsonb,
+            'payloads are stored as sent, a missing or null one as {}');
+SELECT cdp.track_event('b1', 'c', 'single', '{"items": [{"sku": "é-1"}], "n": 1.50}');
+SELECT t.eq((SELECT payload FROM cdp.events WHERE action = 'single'), '{"items": [{"sku": "é-1"}], "n": 1.50}'::jsonb, 'track_event stores its jsonb as it is');
+
 -- A retry of a stored message id in a later batch.
 SELECT cdp.track_batch('[{"uid": "b1", "category": "pageview", "action": "view", "payload": {"context": {"message_id": "bm-1"}}}]') AS r2 \gset
 SELECT t.eq((:'r2'::jsonb->>'duplicates')::int, 1, 'a retry across batches is a duplicate');
-SELECT t.eq((SELECT count(*) FROM cdp.events WHERE uid = 'b1'), 2::bigint, 'and not stored again');
+SELECT t.eq((SELECT count(*) FROM cdp.events WHERE uid = 'b1' AND category <> 'c'), 2::bigint, 'and not stored again');
 
 -- Order inside a batch: page views, a sign-in, then a page view that lands on the customer.
 SELECT cdp.track_batch(jsonb_build_array(
