@@ -7,7 +7,8 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 /// `context.device_id` (a browser that lost its UID cookie).
 pub static DEVICE_LINKING: GucSetting<bool> = GucSetting::<bool>::new(true);
 
-/// Largest accepted event payload, in bytes of its JSON text.
+/// Largest accepted event payload: bytes of the stored jsonb (of the JSON
+/// text for a batch item).
 pub static MAX_PAYLOAD_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 
 /// Most items one `cdp.track_batch` call accepts.
@@ -35,7 +36,7 @@ pub fn register() {
     GucRegistry::define_int_guc(
         c"cdp.max_payload_bytes",
         c"Largest event payload accepted by cdp.track_event.",
-        c"Payloads whose JSON text is larger fail with SQLSTATE 54000.",
+        c"Larger payloads fail with SQLSTATE 54000 (a batch item is rejected).",
         &MAX_PAYLOAD_BYTES,
         1024,
         i32::MAX,
