@@ -4,7 +4,8 @@
 #   2. SQL scenario tests (tests/sql/*.sql), one fresh database each
 #   3. the concurrency test: real concurrent connections, then invariants
 #   4. pg_dump / pg_restore of the extension's data
-#   5. a seconds-long run of the benchmark (bench/run.sh --smoke), so it cannot rot
+#   5. every released version's schema updated to the current one (tests/upgrade.sh)
+#   6. a seconds-long run of the benchmark (bench/run.sh --smoke), so it cannot rot
 # Ends with one line "all: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,8 @@ tests/concurrency.sh 8 1000 2>&1 | tee "$log/conc"; tally "concurrency" "$log/co
 echo "== dump and restore"
 tests/dump_restore.sh 2>&1 | tee "$log/dump"; tally "dump/restore" "$log/dump" "${PIPESTATUS[0]}"
 
+echo "== upgrades"
+tests/upgrade.sh 2>&1 | tee "$log/upgrade"; tally "upgrades" "$log/upgrade" "${PIPESTATUS[0]}"
 echo "== benchmark smoke run"
 CDP_BENCH_INSTALLED=1 bench/run.sh --smoke 2>&1 | tee "$log/bench" | grep -E '^bench|^\|' | tail -40
 tally "benchmark smoke" "$log/bench" "${PIPESTATUS[0]}"
