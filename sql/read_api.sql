@@ -91,6 +91,82 @@ SET search_path = pg_catalog, pg_temp AS $$
     ORDER BY e.event_time, e.event_id
 $$;
 
+-- The profile a UID belonged to at a past moment: its own profile then
+-- (shared-browser reassignments in force at that time move it), and the
+-- customer that profile was merged into then (merges in force: made before,
+-- not undone before). NULL when the UID had not been seen yet.
+CREATE FUNCTION cdp.profile_at(uid text, at timestamptz) RETURNS bigint
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH seen AS (
+        SELECT u.profile_id FROM cdp.uids u WHERE u.uid = $1 AND u.first_seen <= $2
+    ), own AS (
+        SELECT coalesce(
+            (SELECT m.into_profile FROM cdp.merges m
+             WHERE m.kind = 'uid_reassigned' AND m.uid = $1 AND m.merged_at <= $2
+               AND (m.undone_at IS NULL OR m.undone_at > $2)
+             ORDER BY m.merged_at DESC, m.merge_id DESC LIMIT 1),
+            (SELECT m.uid_profile_before FROM cdp.merges m
+             WHERE m.kind = 'uid_reassigned' AND m.uid = $1
+             ORDER BY m.merged_at, m.merge_id LIMIT 1),
+            seen.profile_id) AS profile_id
+        FROM seen
+    )
+    SELECT coalesce(
+        (SELECT m.into_profile FROM cdp.merges m
+         WHERE m.kind = 'merge' AND m.from_profile = own.profile_id AND m.merged_at <= $2
+           AND (m.undone_at IS NULL OR m.undone_at > $2)
+         ORDER BY m.merged_at DESC, m.merge_id DESC LIMIT 1),
+        own.profile_id)
+    FROM own
+$$;
+
+-- Why a profile looks as it does: each UID and the decision that brought it
+-- in, each attribute with the source and time of its value, and every
+-- identity decision about the profile (undone ones included).
+CREATE FUNCTION cdp.explain(profile_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH root AS (
+        SELECT r.* FROM cdp.profiles r WHERE r.profile_id = cdp.root_of($1)
+    ), decision AS (
+        SELECT m.merge_id, m.kind, m.from_profile, m.into_profile, m.reason, m.evidence, m.uid, m.identify_type,
+               m.identify_time, m.merged_at, m.filled_attributes, m.uid_profile_before, m.undone_at,
+               m.undone_by_cascade_of
+        FROM cdp.merges m, root
+        WHERE m.into_profile = root.profile_id OR m.from_profile = root.profile_id
+    )
+    SELECT jsonb_build_object(
+        'profile_id', root.profile_id,
+        'customer_id', root.customer_id,
+        'kind', CASE WHEN root.customer_id IS NULL THEN 'anonymous' ELSE 'customer' END,
+        'uids', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                        'uid', u.uid,
+                        'first_seen', u.first_seen,
+                        'profile', u.profile_id,
+                        'via', CASE
+                            WHEN u.profile_id <> root.profile_id THEN
+                                (SELECT to_jsonb(d) - 'filled_attributes' FROM decision d
+                                 WHERE d.kind = 'merge' AND d.from_profile = u.profile_id AND d.undone_at IS NULL
+                                 ORDER BY d.merge_id DESC LIMIT 1)
+                            ELSE coalesce(
+                                (SELECT to_jsonb(d) - 'filled_attributes' FROM decision d
+                                 WHERE d.kind = 'uid_reassigned' AND d.uid = u.uid AND d.into_profile = root.profile_id
+                                   AND d.undone_at IS NULL
+                                 ORDER BY d.merge_id DESC LIMIT 1),
+                                CASE WHEN root.customer_id IS NULL
+                                     THEN '{"rule": "first event of the UID"}'::jsonb
+                                     ELSE '{"rule": "identified before it had an anonymous profile"}'::jsonb END)
+                        END) ORDER BY u.uid), '[]')
+                 FROM cdp.uids u WHERE u.profile_id IN (SELECT cdp.family_of(root.profile_id))),
+        'attributes', (SELECT coalesce(jsonb_object_agg(a.key, jsonb_build_object(
+                              'value', a.value, 'source', a.source, 'set_at', a.set_at, 'from_profile', a.source_profile)), '{}')
+                       FROM cdp.profile_attributes a WHERE a.profile_id = root.profile_id),
+        'decisions', (SELECT coalesce(jsonb_agg(to_jsonb(d) ORDER BY d.merge_id), '[]') FROM decision d)
+    )
+    FROM root
+$$;
+
 CREATE VIEW cdp.customers WITH (security_invoker = true) AS
 SELECT p.profile_id,
        p.customer_id,
@@ -121,3 +197,4 @@ WHERE p.customer_id IS NULL AND p.merged_into IS NULL;
 ALTER FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION cdp.track_batch(jsonb) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION cdp.identify(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.unmerge(bigint, boolean) SET plan_cache_mode = force_generic_plan;

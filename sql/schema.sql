@@ -107,9 +107,25 @@ CREATE TABLE cdp.merges (
     merged_at         timestamptz NOT NULL DEFAULT now(),
     filled_attributes text[] NOT NULL DEFAULT '{}',
     -- uid_reassigned rows: the profile the UID wrote its events to before
-    uid_profile_before bigint REFERENCES cdp.profiles (profile_id)
+    uid_profile_before bigint REFERENCES cdp.profiles (profile_id),
+    -- set by cdp.unmerge
+    undone_at         timestamptz,
+    undone_by_cascade_of bigint REFERENCES cdp.merges (merge_id)
 );
 CREATE INDEX merges_from_idx ON cdp.merges (from_profile);
+CREATE INDEX merges_uid_idx ON cdp.merges (uid) WHERE kind = 'uid_reassigned';
+
+-- Decisions an unmerge remembers: the evidence that merged from_profile into
+-- into_profile no longer merges them; new evidence (or, for the UID itself,
+-- a later sign-in) still does.
+CREATE TABLE cdp.merge_blocks (
+    from_profile bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    into_profile bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    evidence     text[] NOT NULL,
+    merge_id     bigint NOT NULL REFERENCES cdp.merges (merge_id),
+    blocked_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (from_profile, into_profile, merge_id)
+);
 CREATE INDEX merges_into_idx ON cdp.merges (into_profile);
 COMMENT ON TABLE cdp.merges IS 'One row per merge or UID reassignment, with the rule and evidence that caused it';
 
@@ -154,3 +170,4 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.merges', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.merges_merge_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identify_skips', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identify_skips_skip_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.merge_blocks', '');

@@ -8,7 +8,7 @@ use crate::batch;
 use crate::store;
 use crate::ingest::{self, TrackRequest};
 use crate::validate::{self, IdentifyType};
-use crate::{attributes, identifiers, payload, profiles};
+use crate::{attributes, identifiers, payload, profiles, unmerge};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -91,6 +91,16 @@ fn identify(
         profiles::record_skips(client, uid, None, &outcome.skips);
         outcome.customer
     })
+}
+
+/// Undoes a merge (or a shared-browser UID reassignment) and reports what
+/// moved. Later merges that used evidence of the restored profile are undone
+/// with it when `cascade`, else the call fails naming them.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn unmerge(merge_id: Option<i64>, cascade: default!(Option<bool>, "false")) -> JsonB {
+    let merge_id = merge_id.unwrap_or_else(|| CdpError::null("merge_id").raise());
+    JsonB(Spi::connect_mut(|client| unmerge::unmerge(client, merge_id, cascade.unwrap_or(false))).or_raise())
 }
 
 /// Lowercase hex MD5 of the text, as the SDK's `md5(email)`.

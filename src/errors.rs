@@ -17,6 +17,8 @@ pub enum ErrorKind {
     InvalidDatetime,
     /// 54000 program_limit_exceeded
     LimitExceeded,
+    /// 55000 object_not_in_prerequisite_state
+    NotInState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,7 @@ impl CdpError {
             ErrorKind::TooLong => "22001",
             ErrorKind::InvalidDatetime => "22007",
             ErrorKind::LimitExceeded => "54000",
+            ErrorKind::NotInState => "55000",
         }
     }
 
@@ -63,6 +66,7 @@ impl CdpError {
             ErrorKind::TooLong => PgSqlErrorCode::ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
             ErrorKind::InvalidDatetime => PgSqlErrorCode::ERRCODE_INVALID_DATETIME_FORMAT,
             ErrorKind::LimitExceeded => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            ErrorKind::NotInState => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         }
     }
 

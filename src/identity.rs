@@ -10,6 +10,7 @@ use crate::identifiers::junk_reason;
 use crate::profiles::{self, add_identifiers, resolve_uid, set_attributes};
 use crate::settings;
 use crate::store::{column, exec, first_value, lock_identity_exclusive};
+use crate::unmerge::{self, is_blocked};
 use crate::validate::IdentifyType;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
@@ -77,10 +78,14 @@ pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>) -> Identi
     let mut candidates: BTreeMap<i64, (Reason, String)> = BTreeMap::new();
     let mut evidence_profile = None;
     let mut shared_browser = false;
+    // Decisions undone by cdp.unmerge: the same evidence must not redo them.
+    let blocks = unmerge::blocks_for(client, customer);
+    let uid_evidence = format!("uid:{}", req.uid);
     match resolve_uid(client, req.uid, &Map::new()) {
         // Under the exclusive identity lock nobody else creates UIDs, so this insert always wins.
         None => _ = profiles::map_uid(client, req.uid, customer, None),
         Some(s) if s.root == customer => evidence_profile = Some(s.own_profile),
+        Some(s) if is_blocked(&blocks, s.root, &uid_evidence, req.identify_time) => {}
         Some(s) if !s.root_is_customer => {
             candidates.insert(s.root, (Reason::Uid, req.uid.to_string()));
             evidence_profile = Some(s.own_profile);
@@ -109,6 +114,9 @@ pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>) -> Identi
         evidence.push(Identifier { kind: "device_id", value: device.to_string() });
     }
     for (root, reason, value) in find_anonymous_matches(client, customer, &evidence, evidence_profile, device_linking) {
+        if is_blocked(&blocks, root, &format!("{}:{value}", reason.as_str()), req.identify_time) {
+            continue;
+        }
         let entry = candidates.entry(root).or_insert((reason, value.clone()));
         if reason < entry.0 {
             *entry = (reason, value);

@@ -21,6 +21,7 @@ mod profiles;
 mod settings;
 mod store;
 mod timeparse;
+mod unmerge;
 mod useragent;
 mod validate;
 

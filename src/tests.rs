@@ -78,6 +78,20 @@ mod tests {
     }
 
     #[pg_test]
+    fn undone_decisions_block_only_old_evidence() {
+        use crate::unmerge::{is_blocked, Block};
+        let undone_at = ts("2026-11-30 12:00:00+00");
+        let blocks = vec![Block { from_profile: 7, evidence: vec!["device_id:pc".into(), "uid:u1".into()], blocked_at: undone_at }];
+        let before = ts("2026-11-30 11:00:00+00");
+        let after = ts("2026-11-30 13:00:00+00");
+        assert!(is_blocked(&blocks, 7, "device_id:pc", after), "the same device never merges them again");
+        assert!(!is_blocked(&blocks, 7, "email:a@b.co", after), "new evidence does");
+        assert!(!is_blocked(&blocks, 8, "device_id:pc", after), "other profiles are not affected");
+        assert!(is_blocked(&blocks, 7, "uid:u1", before), "a replayed identify of the UID does not");
+        assert!(!is_blocked(&blocks, 7, "uid:u1", after), "a later sign-in of the UID does");
+    }
+
+    #[pg_test]
     fn settings_are_registered() {
         assert_eq!(Spi::get_one::<String>("SHOW cdp.device_linking").unwrap().as_deref(), Some("on"));
         assert_eq!(Spi::get_one::<String>("SHOW cdp.max_payload_bytes").unwrap().as_deref(), Some("1MB"));

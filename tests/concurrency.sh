@@ -15,8 +15,24 @@ trap 'rm -rf "$WORK"' EXIT
 ADMIN=(env PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -d postgres)
 "${ADMIN[@]}" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null || exit 1
 psql -X -q -d $DB -c "CREATE EXTENSION cdp_identity" >/dev/null || exit 1
+# Operators undo merges while traffic goes on. Picking a merge happens before
+# the call takes its lock, so another client may have undone it already: only
+# that answer is tolerated.
+psql -X -q -d $DB >/dev/null <<'SQL' || exit 1
+CREATE FUNCTION unmerge_some(seed int) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE m bigint;
+BEGIN
+    SELECT merge_id INTO m FROM cdp.merges WHERE kind = 'merge' AND undone_at IS NULL
+    ORDER BY hashint4(merge_id::int # seed) LIMIT 1;
+    IF m IS NOT NULL THEN
+        PERFORM cdp.unmerge(m, cascade => true);
+    END IF;
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+    IF SQLERRM NOT LIKE '%already undone%' THEN RAISE; END IF;
+END $$;
+SQL
 
-# Each client replays a random mix over a small shared pool of UIDs, devices
+# Each client replays a random mix (with some unmerges) over a small shared pool of UIDs, devices
 # and customers, so clients collide all the time: the same new UID at once,
 # the same customer signing in on two UIDs, the same anonymous profile wanted
 # by two customers (shared devices), shared browsers, retries of one message id.
@@ -45,6 +61,8 @@ for c in range(clients):
                     bpayload["dims"] = {"customers": {"email": f"p{rnd.randrange(15)}@example.com"}}
                 items.append({"uid": f"u{rnd.randrange(40)}", "category": "pageview", "action": "view", "payload": bpayload})
             lines.append(f"SELECT cdp.track_batch({lit(json.dumps(items))});")
+        elif r < 0.10:
+            lines.append(f"SELECT unmerge_some({rnd.randrange(1000000)});")
         elif r < 0.65:
             payload = {"context": ctx}
             lines.append(f"SELECT cdp.track_event({lit(uid)}, 'pageview', 'view', {lit(json.dumps(payload))});")
@@ -93,14 +111,18 @@ SELECT pg_temp.check((SELECT count(*) FROM cdp.profiles WHERE customer_id IS NOT
 SELECT pg_temp.check(NOT EXISTS (SELECT FROM cdp.profiles p JOIN cdp.profiles r ON r.profile_id = p.merged_into
                                  WHERE r.customer_id IS NULL OR r.merged_into IS NOT NULL),
     'profiles are only ever merged into live customers');
+-- (a restored profile whose UID moved on to a customer meanwhile keeps its history without a UID)
 SELECT pg_temp.check(NOT EXISTS (SELECT FROM cdp.profiles p WHERE p.customer_id IS NULL AND p.merged_into IS NULL
-                                 AND NOT EXISTS (SELECT FROM cdp.uids u WHERE u.profile_id = p.profile_id)),
+                                 AND NOT EXISTS (SELECT FROM cdp.uids u WHERE u.profile_id = p.profile_id)
+                                 AND NOT EXISTS (SELECT FROM cdp.merges m WHERE m.from_profile = p.profile_id)),
     'no orphan anonymous profile');
 SELECT pg_temp.check((SELECT count(*) FROM cdp.profiles WHERE merged_into IS NOT NULL)
-                     = (SELECT count(*) FROM cdp.merges WHERE kind = 'merge'), 'one merge row per merged profile');
+                     = (SELECT count(*) FROM cdp.merges WHERE kind = 'merge' AND undone_at IS NULL),
+    'one active merge row per merged profile');
 SELECT pg_temp.check(NOT EXISTS (SELECT FROM cdp.merges m JOIN cdp.profiles p ON p.profile_id = m.from_profile
-                                 WHERE m.kind = 'merge' AND p.merged_into IS DISTINCT FROM m.into_profile),
-    'every merge row matches the profile it moved');
+                                 WHERE m.kind = 'merge' AND m.undone_at IS NULL AND p.merged_into IS DISTINCT FROM m.into_profile),
+    'every active merge row matches the profile it moved');
+SELECT pg_temp.check((SELECT count(*) FROM cdp.merges WHERE undone_at IS NOT NULL) > 0, 'merges were undone during the run');
 SELECT pg_temp.check(NOT EXISTS (SELECT FROM cdp.events e LEFT JOIN cdp.profiles p USING (profile_id) WHERE p.profile_id IS NULL),
     'every event belongs to a profile');
 -- The backend check held under concurrency: no anonymous profile is left that

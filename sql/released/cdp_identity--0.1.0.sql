@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:32
+-- src/lib.rs:33
 -- bootstrap
 -- cdp_identity schema: every table, index and read function of the extension.
 --
@@ -118,9 +118,25 @@ CREATE TABLE cdp.merges (
     merged_at         timestamptz NOT NULL DEFAULT now(),
     filled_attributes text[] NOT NULL DEFAULT '{}',
     -- uid_reassigned rows: the profile the UID wrote its events to before
-    uid_profile_before bigint REFERENCES cdp.profiles (profile_id)
+    uid_profile_before bigint REFERENCES cdp.profiles (profile_id),
+    -- set by cdp.unmerge
+    undone_at         timestamptz,
+    undone_by_cascade_of bigint REFERENCES cdp.merges (merge_id)
 );
 CREATE INDEX merges_from_idx ON cdp.merges (from_profile);
+CREATE INDEX merges_uid_idx ON cdp.merges (uid) WHERE kind = 'uid_reassigned';
+
+-- Decisions an unmerge remembers: the evidence that merged from_profile into
+-- into_profile no longer merges them; new evidence (or, for the UID itself,
+-- a later sign-in) still does.
+CREATE TABLE cdp.merge_blocks (
+    from_profile bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    into_profile bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    evidence     text[] NOT NULL,
+    merge_id     bigint NOT NULL REFERENCES cdp.merges (merge_id),
+    blocked_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (from_profile, into_profile, merge_id)
+);
 CREATE INDEX merges_into_idx ON cdp.merges (into_profile);
 COMMENT ON TABLE cdp.merges IS 'One row per merge or UID reassignment, with the rule and evidence that caused it';
 
@@ -165,6 +181,7 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.merges', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.merges_merge_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identify_skips', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identify_skips_skip_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.merge_blocks', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -184,7 +201,7 @@ AS 'MODULE_PATHNAME', 'identify_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:128
+-- src/api.rs:138
 -- cdp_identity::api::junk_reason
 CREATE  FUNCTION "junk_reason"(
 	"input" TEXT /* & str */
@@ -196,7 +213,7 @@ AS 'MODULE_PATHNAME', 'junk_reason_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:97
+-- src/api.rs:107
 -- cdp_identity::api::md5
 CREATE  FUNCTION "md5"(
 	"input" TEXT /* & str */
@@ -208,7 +225,7 @@ AS 'MODULE_PATHNAME', 'md5_hex_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:135
+-- src/api.rs:145
 -- cdp_identity::api::new_uid
 CREATE  FUNCTION "new_uid"() RETURNS TEXT /* String */
 STRICT VOLATILE PARALLEL SAFE
@@ -218,7 +235,7 @@ AS 'MODULE_PATHNAME', 'new_uid_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:112
+-- src/api.rs:122
 -- cdp_identity::api::normalize_email
 CREATE  FUNCTION "normalize_email"(
 	"input" TEXT /* & str */
@@ -230,7 +247,7 @@ AS 'MODULE_PATHNAME', 'normalize_email_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:120
+-- src/api.rs:130
 -- cdp_identity::api::normalize_phone
 CREATE  FUNCTION "normalize_phone"(
 	"input" TEXT /* & str */
@@ -242,7 +259,7 @@ AS 'MODULE_PATHNAME', 'normalize_phone_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:104
+-- src/api.rs:114
 -- cdp_identity::api::sha256
 CREATE  FUNCTION "sha256"(
 	"input" TEXT /* & str */
@@ -282,7 +299,20 @@ AS 'MODULE_PATHNAME', 'track_event_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:33
+-- src/api.rs:99
+-- cdp_identity::api::unmerge
+CREATE  FUNCTION "unmerge"(
+	"merge_id" bigint, /* Option < i64 > */
+	"cascade" bool DEFAULT false /* Option < bool > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'unmerge_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/lib.rs:34
 -- finalize
 -- Read side of cdp_identity: unified profiles, timelines and views.
 -- Plain SQL so the planner sees through them. A profile's "family" is the
@@ -377,6 +407,82 @@ SET search_path = pg_catalog, pg_temp AS $$
     ORDER BY e.event_time, e.event_id
 $$;
 
+-- The profile a UID belonged to at a past moment: its own profile then
+-- (shared-browser reassignments in force at that time move it), and the
+-- customer that profile was merged into then (merges in force: made before,
+-- not undone before). NULL when the UID had not been seen yet.
+CREATE FUNCTION cdp.profile_at(uid text, at timestamptz) RETURNS bigint
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH seen AS (
+        SELECT u.profile_id FROM cdp.uids u WHERE u.uid = $1 AND u.first_seen <= $2
+    ), own AS (
+        SELECT coalesce(
+            (SELECT m.into_profile FROM cdp.merges m
+             WHERE m.kind = 'uid_reassigned' AND m.uid = $1 AND m.merged_at <= $2
+               AND (m.undone_at IS NULL OR m.undone_at > $2)
+             ORDER BY m.merged_at DESC, m.merge_id DESC LIMIT 1),
+            (SELECT m.uid_profile_before FROM cdp.merges m
+             WHERE m.kind = 'uid_reassigned' AND m.uid = $1
+             ORDER BY m.merged_at, m.merge_id LIMIT 1),
+            seen.profile_id) AS profile_id
+        FROM seen
+    )
+    SELECT coalesce(
+        (SELECT m.into_profile FROM cdp.merges m
+         WHERE m.kind = 'merge' AND m.from_profile = own.profile_id AND m.merged_at <= $2
+           AND (m.undone_at IS NULL OR m.undone_at > $2)
+         ORDER BY m.merged_at DESC, m.merge_id DESC LIMIT 1),
+        own.profile_id)
+    FROM own
+$$;
+
+-- Why a profile looks as it does: each UID and the decision that brought it
+-- in, each attribute with the source and time of its value, and every
+-- identity decision about the profile (undone ones included).
+CREATE FUNCTION cdp.explain(profile_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH root AS (
+        SELECT r.* FROM cdp.profiles r WHERE r.profile_id = cdp.root_of($1)
+    ), decision AS (
+        SELECT m.merge_id, m.kind, m.from_profile, m.into_profile, m.reason, m.evidence, m.uid, m.identify_type,
+               m.identify_time, m.merged_at, m.filled_attributes, m.uid_profile_before, m.undone_at,
+               m.undone_by_cascade_of
+        FROM cdp.merges m, root
+        WHERE m.into_profile = root.profile_id OR m.from_profile = root.profile_id
+    )
+    SELECT jsonb_build_object(
+        'profile_id', root.profile_id,
+        'customer_id', root.customer_id,
+        'kind', CASE WHEN root.customer_id IS NULL THEN 'anonymous' ELSE 'customer' END,
+        'uids', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                        'uid', u.uid,
+                        'first_seen', u.first_seen,
+                        'profile', u.profile_id,
+                        'via', CASE
+                            WHEN u.profile_id <> root.profile_id THEN
+                                (SELECT to_jsonb(d) - 'filled_attributes' FROM decision d
+                                 WHERE d.kind = 'merge' AND d.from_profile = u.profile_id AND d.undone_at IS NULL
+                                 ORDER BY d.merge_id DESC LIMIT 1)
+                            ELSE coalesce(
+                                (SELECT to_jsonb(d) - 'filled_attributes' FROM decision d
+                                 WHERE d.kind = 'uid_reassigned' AND d.uid = u.uid AND d.into_profile = root.profile_id
+                                   AND d.undone_at IS NULL
+                                 ORDER BY d.merge_id DESC LIMIT 1),
+                                CASE WHEN root.customer_id IS NULL
+                                     THEN '{"rule": "first event of the UID"}'::jsonb
+                                     ELSE '{"rule": "identified before it had an anonymous profile"}'::jsonb END)
+                        END) ORDER BY u.uid), '[]')
+                 FROM cdp.uids u WHERE u.profile_id IN (SELECT cdp.family_of(root.profile_id))),
+        'attributes', (SELECT coalesce(jsonb_object_agg(a.key, jsonb_build_object(
+                              'value', a.value, 'source', a.source, 'set_at', a.set_at, 'from_profile', a.source_profile)), '{}')
+                       FROM cdp.profile_attributes a WHERE a.profile_id = root.profile_id),
+        'decisions', (SELECT coalesce(jsonb_agg(to_jsonb(d) ORDER BY d.merge_id), '[]') FROM decision d)
+    )
+    FROM root
+$$;
+
 CREATE VIEW cdp.customers WITH (security_invoker = true) AS
 SELECT p.profile_id,
        p.customer_id,
@@ -407,5 +513,6 @@ WHERE p.customer_id IS NULL AND p.merged_into IS NULL;
 ALTER FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION cdp.track_batch(jsonb) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION cdp.identify(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.unmerge(bigint, boolean) SET plan_cache_mode = force_generic_plan;
 /* </end connected objects> */
 
