@@ -123,7 +123,20 @@ pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>) -> Identi
         }
     }
 
-    let merged = lock_still_anonymous(client, candidates.keys().copied().collect());
+    let mut merged = lock_still_anonymous(client, candidates.keys().copied().collect());
+    // The cap keeps the strongest evidence (then the oldest profiles); the rest is recorded.
+    let cap = settings::max_merges_per_identify();
+    if merged.len() > cap {
+        merged.sort_by_key(|id| (candidates[id].0, *id));
+        for id in merged.split_off(cap) {
+            let (reason, evidence) = &candidates[&id];
+            skips.push(Skip {
+                field: "merge_cap".into(),
+                value: format!("profile {id} ({}: {evidence})", reason.as_str()),
+                reason: format!("over cdp.max_merges_per_identify ({cap})"),
+            });
+        }
+    }
     for profile_id in &merged {
         let (reason, evidence) = &candidates[profile_id];
         merge_into_customer(client, *profile_id, customer, *reason, evidence, req);

@@ -11,10 +11,24 @@ pub static DEVICE_LINKING: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// text for a batch item).
 pub static MAX_PAYLOAD_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 
+/// Most anonymous profiles one identify merges (a public computer must not
+/// fold hundreds of visitors into one customer).
+pub static MAX_MERGES_PER_IDENTIFY: GucSetting<i32> = GucSetting::<i32>::new(50);
+
 /// Most items one `cdp.track_batch` call accepts.
 pub static MAX_BATCH_ITEMS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
 pub fn register() {
+    GucRegistry::define_int_guc(
+        c"cdp.max_merges_per_identify",
+        c"Most anonymous profiles one identify merges into a customer.",
+        c"Candidates beyond it (weakest evidence first out) are recorded in cdp.identify_skips, not merged.",
+        &MAX_MERGES_PER_IDENTIFY,
+        1,
+        100_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"cdp.max_batch_items",
         c"Most events one cdp.track_batch call accepts.",
@@ -55,4 +69,8 @@ pub fn max_payload_bytes() -> usize {
 
 pub fn max_batch_items() -> usize {
     MAX_BATCH_ITEMS.get() as usize
+}
+
+pub fn max_merges_per_identify() -> usize {
+    MAX_MERGES_PER_IDENTIFY.get() as usize
 }
