@@ -167,6 +167,38 @@ SET search_path = pg_catalog, pg_temp AS $$
     FROM root
 $$;
 
+-- Everything held about a customer, in one document (for a data subject
+-- access request): the unified profile, the explanation, the UIDs,
+-- identifiers, attributes (of every merged profile too), every event and the
+-- skipped identifiers. NULL for an unknown customer.
+CREATE FUNCTION cdp.export_customer(customer_id text) RETURNS jsonb
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH c AS (
+        SELECT p.profile_id FROM cdp.profiles p WHERE p.customer_id = $1
+    ), family AS (
+        SELECT cdp.family_of(c.profile_id) AS profile_id FROM c
+    ), family_uids AS (
+        SELECT u.* FROM cdp.uids u WHERE u.profile_id IN (SELECT f.profile_id FROM family f)
+    )
+    SELECT jsonb_build_object(
+        'customer_id', $1,
+        'exported_at', now(),
+        'profile', cdp.profile(c.profile_id),
+        'explain', cdp.explain(c.profile_id),
+        'uids', (SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY u.uid), '[]') FROM family_uids u),
+        'identifiers', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.kind, i.value, i.profile_id), '[]')
+                        FROM cdp.identifiers i WHERE i.profile_id IN (SELECT f.profile_id FROM family f)),
+        'attributes', (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.profile_id, a.key), '[]')
+                       FROM cdp.profile_attributes a WHERE a.profile_id IN (SELECT f.profile_id FROM family f)),
+        'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.event_time, e.event_id), '[]')
+                   FROM cdp.events e WHERE e.profile_id IN (SELECT f.profile_id FROM family f)),
+        'identify_skips', (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.skip_id), '[]')
+                           FROM cdp.identify_skips s WHERE s.uid IN (SELECT u.uid FROM family_uids u))
+    )
+    FROM c
+$$;
+
 CREATE VIEW cdp.customers WITH (security_invoker = true) AS
 SELECT p.profile_id,
        p.customer_id,

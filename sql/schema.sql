@@ -141,6 +141,22 @@ CREATE TABLE cdp.identify_skips (
     skipped_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Erasures (cdp.forget_customer, cdp.forget_uid): of an erased person only
+-- non-reversible facts are kept, the SHA-256 of the subject and row counts.
+CREATE TABLE cdp.erasures (
+    erasure_id     bigserial PRIMARY KEY,
+    kind           text NOT NULL CHECK (kind IN ('customer', 'uid')),
+    subject_sha256 text NOT NULL,
+    counts         jsonb NOT NULL,
+    erased_at      timestamptz NOT NULL DEFAULT now()
+);
+-- UIDs whose events are suppressed after an erasure (by SHA-256); a new
+-- identify of the UID lifts it.
+CREATE TABLE cdp.erased_uids (
+    uid_sha256 text PRIMARY KEY,
+    erasure_id bigint NOT NULL REFERENCES cdp.erasures (erasure_id)
+);
+
 -- A customer id is the customer's identity: it is never changed, only created.
 CREATE FUNCTION cdp.forbid_customer_id_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -171,3 +187,6 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.merges_merge_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identify_skips', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identify_skips_skip_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.merge_blocks', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.erasures', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.erasures_erasure_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.erased_uids', '');

@@ -8,7 +8,7 @@ use crate::batch;
 use crate::store;
 use crate::ingest::{self, TrackRequest};
 use crate::validate::{self, IdentifyType};
-use crate::{attributes, identifiers, payload, profiles, unmerge};
+use crate::{attributes, erasure, identifiers, payload, profiles, unmerge};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -31,13 +31,13 @@ fn track_event(
     payload: default!(Option<JsonB>, "'{}'"),
     event_time: default!(Option<TimestampWithTimeZone>, "now()"),
     fcinfo: pg_sys::FunctionCallInfo,
-) -> i64 {
+) -> Option<i64> {
     // SAFETY: argument 3 of this call is the jsonb payload.
     let payload_datum = unsafe { store::jsonb_argument(fcinfo, 3) };
     let request =
         TrackRequest::new(uid, category, action, payload.map(|p| p.0), payload_datum, event_time.unwrap_or_else(transaction_start))
             .or_raise();
-    Spi::connect_mut(|client| ingest::track_event(client, &request).root)
+    Spi::connect_mut(|client| ingest::track_event(client, &request).map(|t| t.root))
 }
 
 /// Records an array of events (`{uid, category, action, payload, event_time}`)
@@ -101,6 +101,24 @@ fn identify(
 fn unmerge(merge_id: Option<i64>, cascade: default!(Option<bool>, "false")) -> JsonB {
     let merge_id = merge_id.unwrap_or_else(|| CdpError::null("merge_id").raise());
     JsonB(Spi::connect_mut(|client| unmerge::unmerge(client, merge_id, cascade.unwrap_or(false))).or_raise())
+}
+
+/// Erases a customer and every profile merged into it; keeps only hashes and
+/// counts (returned) and suppresses later events of its UIDs.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn forget_customer(customer_id: Option<&str>) -> JsonB {
+    let customer_id = validate::identifier("customer_id", customer_id).or_raise();
+    JsonB(Spi::connect_mut(|client| erasure::forget_customer(client, customer_id)).or_raise())
+}
+
+/// Erases one UID: its events, its own anonymous profile, the decisions that
+/// name it; keeps only hashes and counts (returned) and suppresses its later events.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn forget_uid(uid: Option<&str>) -> JsonB {
+    let uid = validate::identifier("uid", uid).or_raise();
+    JsonB(Spi::connect_mut(|client| erasure::forget_uid(client, uid)).or_raise())
 }
 
 /// Lowercase hex MD5 of the text, as the SDK's `md5(email)`.

@@ -173,6 +173,22 @@ fn create_uids(client: &mut SpiClient<'_>, firsts: &[&TrackRequest]) -> HashMap<
         .collect()
 }
 
+/// The UIDs among these whose events are suppressed by an erasure.
+fn erased_among(client: &mut SpiClient<'_>, uids: Vec<String>) -> HashSet<String> {
+    if uids.is_empty() {
+        return HashSet::new();
+    }
+    let hashes: Vec<String> = uids.iter().map(|u| crate::identifiers::sha256_hex(u)).collect();
+    let erased: HashSet<String> = exec(
+        client,
+        "SELECT uid_sha256 FROM cdp.erased_uids WHERE uid_sha256 = ANY($1)",
+        &[hashes.into()],
+    )
+    .filter_map(|row| column::<String>(&row, 1))
+    .collect();
+    uids.into_iter().filter(|u| erased.contains(&crate::identifiers::sha256_hex(u))).collect()
+}
+
 /// Events waiting to be inserted together: (item index, own profile, root).
 struct Pending<'r> {
     items: Vec<(usize, &'r TrackRequest, i64, i64)>,
@@ -180,6 +196,8 @@ struct Pending<'r> {
 
 pub struct BatchOutcome {
     pub stored: usize,
+    /// Events of erased UIDs, not stored.
+    pub suppressed: usize,
     pub duplicates: usize,
     pub rejected: Vec<Rejection>,
     pub profile_ids: Vec<Option<i64>>,
@@ -191,6 +209,7 @@ impl BatchOutcome {
             "accepted": self.stored + self.duplicates,
             "stored": self.stored,
             "duplicates": self.duplicates,
+            "suppressed": self.suppressed,
             "rejected": self.rejected.iter().map(|r| json!({
                 "index": r.index,
                 "sqlstate": r.error.sqlstate(),
@@ -203,7 +222,7 @@ impl BatchOutcome {
 
 /// `batch` is the caller's jsonb array the items were read from.
 pub fn track_batch(client: &mut SpiClient<'_>, batch: pg_sys::Datum, items: Vec<CdpResult<TrackRequest>>) -> BatchOutcome {
-    let mut outcome = BatchOutcome { stored: 0, duplicates: 0, rejected: Vec::new(), profile_ids: vec![None; items.len()] };
+    let mut outcome = BatchOutcome { stored: 0, suppressed: 0, duplicates: 0, rejected: Vec::new(), profile_ids: vec![None; items.len()] };
     let mut requests = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         match item {
@@ -230,9 +249,10 @@ pub fn track_batch(client: &mut SpiClient<'_>, batch: pg_sys::Datum, items: Vec<
     for (_, r) in &requests {
         first_request.entry(r.uid.as_str()).or_insert(r);
     }
+    let erased = erased_among(client, distinct.iter().filter(|u| !known.contains_key(**u)).map(|u| u.to_string()).collect());
     let new_uids: Vec<&TrackRequest> = distinct
         .iter()
-        .filter(|u| !known.contains_key(**u))
+        .filter(|u| !known.contains_key(**u) && !erased.contains(**u))
         .map(|u| first_request[u])
         .filter(|r| !r.identifies())
         .collect();
@@ -259,7 +279,10 @@ pub fn track_batch(client: &mut SpiClient<'_>, batch: pg_sys::Datum, items: Vec<
             continue;
         }
         flush(client, batch, &mut pending, &mut outcome);
-        let tracked = ingest::track_event(client, req);
+        let Some(tracked) = ingest::track_event(client, req) else {
+            outcome.suppressed += 1; // an erased UID
+            continue;
+        };
         outcome.profile_ids[*index] = Some(tracked.root);
         if tracked.stored {
             outcome.stored += 1;

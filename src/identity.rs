@@ -6,6 +6,7 @@
 //! merges are also locked and re-checked, in ascending id order.
 
 use crate::attributes::{contact_identifiers, Identifier, Skip};
+use crate::erasure;
 use crate::identifiers::junk_reason;
 use crate::profiles::{self, add_identifiers, resolve_uid, set_attributes};
 use crate::settings;
@@ -72,6 +73,7 @@ impl Reason {
 
 pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>) -> IdentifyOutcome {
     lock_identity_exclusive(client);
+    erasure::lift_suppression(client, req.uid);
     let customer = find_or_create_customer(client, req.customer_id, req.identify_time);
 
     // The identifying UID's own profile: merge it, keep it, or move the UID.

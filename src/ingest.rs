@@ -6,6 +6,7 @@
 //! new device, a new browser, a lead form, an identify.
 
 use crate::attributes::{contact_identifiers, storable, system_attributes, Identifier, Skip, SystemAttributes};
+use crate::erasure;
 use crate::errors::{CdpError, CdpResult, ErrorKind};
 use crate::identifiers::junk_reason;
 use crate::identity::{self, IdentifyRequest};
@@ -129,8 +130,9 @@ pub struct Tracked {
     pub merged: Vec<i64>,
 }
 
-/// Records one event.
-pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest) -> Tracked {
+/// Records one event; None when the UID was erased and its events are
+/// suppressed (nothing is written).
+pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest) -> Option<Tracked> {
     let mut skips: Vec<Skip> = Vec::new();
     let mut merged = Vec::new();
     match &req.claim {
@@ -139,7 +141,7 @@ pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest) -> Tracked {
         Claim::Identify { customer_id, identify_time } => {
             // A retried sign-in must not identify twice.
             if let Some(root) = req.message_id.as_deref().and_then(|m| stored_event_root(client, m)) {
-                return Tracked { root, stored: false, merged };
+                return Some(Tracked { root, stored: false, merged });
             }
             // Identify first, so the event itself lands on the customer.
             let outcome = identity::identify(
@@ -163,12 +165,13 @@ pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest) -> Tracked {
     }
     if matches!(req.claim, Claim::None) && req.lead_form.is_empty() {
         if let Some(tracked) = append_if_unchanged(client, req) {
-            return tracked;
+            return Some(tracked);
         }
     }
 
     let state = match profiles::resolve_uid(client, &req.uid, &req.system.last) {
         Some(state) if !req.changes(&state) => state,
+        None if !req.identifies() && erasure::is_suppressed(client, &req.uid) => return None,
         _ => {
             if !req.identifies() {
                 lock_identity_shared(client);
@@ -180,14 +183,14 @@ pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest) -> Tracked {
     match insert_event(client, req, state.own_profile) {
         Some(event_id) => {
             profiles::record_skips(client, &req.uid, Some(event_id), &skips);
-            Tracked { root: state.root, stored: true, merged }
+            Some(Tracked { root: state.root, stored: true, merged })
         }
         // The same message id was stored meanwhile: an SDK retry.
-        None => Tracked {
+        None => Some(Tracked {
             root: req.message_id.as_deref().and_then(|m| stored_event_root(client, m)).unwrap_or(state.root),
             stored: false,
             merged,
-        },
+        }),
     }
 }
 

@@ -12,6 +12,7 @@ use pgrx::prelude::*;
 mod api;
 mod attributes;
 mod batch;
+mod erasure;
 mod errors;
 mod identifiers;
 mod identity;

@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:33
+-- src/lib.rs:34
 -- bootstrap
 -- cdp_identity schema: every table, index and read function of the extension.
 --
@@ -152,6 +152,22 @@ CREATE TABLE cdp.identify_skips (
     skipped_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Erasures (cdp.forget_customer, cdp.forget_uid): of an erased person only
+-- non-reversible facts are kept, the SHA-256 of the subject and row counts.
+CREATE TABLE cdp.erasures (
+    erasure_id     bigserial PRIMARY KEY,
+    kind           text NOT NULL CHECK (kind IN ('customer', 'uid')),
+    subject_sha256 text NOT NULL,
+    counts         jsonb NOT NULL,
+    erased_at      timestamptz NOT NULL DEFAULT now()
+);
+-- UIDs whose events are suppressed after an erasure (by SHA-256); a new
+-- identify of the UID lifts it.
+CREATE TABLE cdp.erased_uids (
+    uid_sha256 text PRIMARY KEY,
+    erasure_id bigint NOT NULL REFERENCES cdp.erasures (erasure_id)
+);
+
 -- A customer id is the customer's identity: it is never changed, only created.
 CREATE FUNCTION cdp.forbid_customer_id_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -182,6 +198,33 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.merges_merge_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identify_skips', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identify_skips_skip_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.merge_blocks', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.erasures', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.erasures_erasure_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.erased_uids', '');
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/api.rs:108
+-- cdp_identity::api::forget_customer
+CREATE  FUNCTION "forget_customer"(
+	"customer_id" TEXT /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'forget_customer_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/api.rs:117
+-- cdp_identity::api::forget_uid
+CREATE  FUNCTION "forget_uid"(
+	"uid" TEXT /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'forget_uid_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -201,7 +244,7 @@ AS 'MODULE_PATHNAME', 'identify_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:138
+-- src/api.rs:156
 -- cdp_identity::api::junk_reason
 CREATE  FUNCTION "junk_reason"(
 	"input" TEXT /* & str */
@@ -213,7 +256,7 @@ AS 'MODULE_PATHNAME', 'junk_reason_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:107
+-- src/api.rs:125
 -- cdp_identity::api::md5
 CREATE  FUNCTION "md5"(
 	"input" TEXT /* & str */
@@ -225,7 +268,7 @@ AS 'MODULE_PATHNAME', 'md5_hex_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:145
+-- src/api.rs:163
 -- cdp_identity::api::new_uid
 CREATE  FUNCTION "new_uid"() RETURNS TEXT /* String */
 STRICT VOLATILE PARALLEL SAFE
@@ -235,7 +278,7 @@ AS 'MODULE_PATHNAME', 'new_uid_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:122
+-- src/api.rs:140
 -- cdp_identity::api::normalize_email
 CREATE  FUNCTION "normalize_email"(
 	"input" TEXT /* & str */
@@ -247,7 +290,7 @@ AS 'MODULE_PATHNAME', 'normalize_email_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:130
+-- src/api.rs:148
 -- cdp_identity::api::normalize_phone
 CREATE  FUNCTION "normalize_phone"(
 	"input" TEXT /* & str */
@@ -259,7 +302,7 @@ AS 'MODULE_PATHNAME', 'normalize_phone_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:114
+-- src/api.rs:132
 -- cdp_identity::api::sha256
 CREATE  FUNCTION "sha256"(
 	"input" TEXT /* & str */
@@ -291,7 +334,7 @@ CREATE  FUNCTION "track_event"(
 	"action" TEXT, /* Option < & str > */
 	"payload" jsonb DEFAULT '{}', /* Option < JsonB > */
 	"event_time" timestamp with time zone DEFAULT now() /* Option < TimestampWithTimeZone > */
-) RETURNS bigint /* i64 */
+) RETURNS bigint /* Option < i64 > */
 VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
@@ -312,7 +355,7 @@ AS 'MODULE_PATHNAME', 'unmerge_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:34
+-- src/lib.rs:35
 -- finalize
 -- Read side of cdp_identity: unified profiles, timelines and views.
 -- Plain SQL so the planner sees through them. A profile's "family" is the
@@ -481,6 +524,38 @@ SET search_path = pg_catalog, pg_temp AS $$
         'decisions', (SELECT coalesce(jsonb_agg(to_jsonb(d) ORDER BY d.merge_id), '[]') FROM decision d)
     )
     FROM root
+$$;
+
+-- Everything held about a customer, in one document (for a data subject
+-- access request): the unified profile, the explanation, the UIDs,
+-- identifiers, attributes (of every merged profile too), every event and the
+-- skipped identifiers. NULL for an unknown customer.
+CREATE FUNCTION cdp.export_customer(customer_id text) RETURNS jsonb
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH c AS (
+        SELECT p.profile_id FROM cdp.profiles p WHERE p.customer_id = $1
+    ), family AS (
+        SELECT cdp.family_of(c.profile_id) AS profile_id FROM c
+    ), family_uids AS (
+        SELECT u.* FROM cdp.uids u WHERE u.profile_id IN (SELECT f.profile_id FROM family f)
+    )
+    SELECT jsonb_build_object(
+        'customer_id', $1,
+        'exported_at', now(),
+        'profile', cdp.profile(c.profile_id),
+        'explain', cdp.explain(c.profile_id),
+        'uids', (SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY u.uid), '[]') FROM family_uids u),
+        'identifiers', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.kind, i.value, i.profile_id), '[]')
+                        FROM cdp.identifiers i WHERE i.profile_id IN (SELECT f.profile_id FROM family f)),
+        'attributes', (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.profile_id, a.key), '[]')
+                       FROM cdp.profile_attributes a WHERE a.profile_id IN (SELECT f.profile_id FROM family f)),
+        'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.event_time, e.event_id), '[]')
+                   FROM cdp.events e WHERE e.profile_id IN (SELECT f.profile_id FROM family f)),
+        'identify_skips', (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.skip_id), '[]')
+                           FROM cdp.identify_skips s WHERE s.uid IN (SELECT u.uid FROM family_uids u))
+    )
+    FROM c
 $$;
 
 CREATE VIEW cdp.customers WITH (security_invoker = true) AS

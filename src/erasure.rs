@@ -1,0 +1,147 @@
+//! Erasure of a person (`cdp.forget_customer`, `cdp.forget_uid`): every row
+//! of theirs goes, in one statement; what stays is a record with the SHA-256
+//! of the subject and the counts, and the SHA-256 of each erased UID so that
+//! events still arriving for it are suppressed.
+
+use crate::errors::{CdpError, CdpResult};
+use crate::identifiers::sha256_hex;
+use crate::store::{exec, first_value, lock_identity_exclusive};
+use pgrx::spi::SpiClient;
+use pgrx::JsonB;
+use serde_json::Value;
+
+/// Deletes the profiles in `$1` (with everything on them), the events of the
+/// UIDs in `$2` wherever they are, and every decision, block and skip that
+/// mentions them; records the erasure. `$3` kind, `$4` subject hash.
+const ERASE: &str = "
+    WITH doomed_profiles AS (SELECT pg_catalog.unnest($1::bigint[]) AS profile_id),
+         doomed_uids AS (
+             SELECT u.uid FROM cdp.uids u WHERE u.profile_id IN (SELECT profile_id FROM doomed_profiles)
+             UNION SELECT pg_catalog.unnest($2::text[])
+         ),
+         doomed_merges AS (
+             SELECT m.merge_id FROM cdp.merges m
+             WHERE m.from_profile IN (SELECT profile_id FROM doomed_profiles)
+                OR m.into_profile IN (SELECT profile_id FROM doomed_profiles)
+                OR m.uid_profile_before IN (SELECT profile_id FROM doomed_profiles)
+                OR (m.kind = 'uid_reassigned' AND m.uid IN (SELECT uid FROM doomed_uids))
+         ),
+         blocks AS (
+             DELETE FROM cdp.merge_blocks b
+             WHERE b.merge_id IN (SELECT merge_id FROM doomed_merges)
+                OR b.from_profile IN (SELECT profile_id FROM doomed_profiles)
+                OR b.into_profile IN (SELECT profile_id FROM doomed_profiles)
+             RETURNING 1
+         ),
+         unlinked AS (
+             UPDATE cdp.merges SET undone_by_cascade_of = NULL
+             WHERE undone_by_cascade_of IN (SELECT merge_id FROM doomed_merges)
+               AND merge_id NOT IN (SELECT merge_id FROM doomed_merges)
+         ),
+         merges AS (DELETE FROM cdp.merges WHERE merge_id IN (SELECT merge_id FROM doomed_merges) RETURNING 1),
+         events AS (
+             DELETE FROM cdp.events e
+             WHERE e.profile_id IN (SELECT profile_id FROM doomed_profiles) OR e.uid IN (SELECT uid FROM doomed_uids)
+             RETURNING 1
+         ),
+         identifiers AS (
+             DELETE FROM cdp.identifiers i WHERE i.profile_id IN (SELECT profile_id FROM doomed_profiles) RETURNING 1
+         ),
+         attributes AS (
+             DELETE FROM cdp.profile_attributes a
+             WHERE a.profile_id IN (SELECT profile_id FROM doomed_profiles)
+                OR a.source_profile IN (SELECT profile_id FROM doomed_profiles)
+             RETURNING 1
+         ),
+         skips AS (DELETE FROM cdp.identify_skips s WHERE s.uid IN (SELECT uid FROM doomed_uids) RETURNING 1),
+         uids AS (DELETE FROM cdp.uids u WHERE u.uid IN (SELECT uid FROM doomed_uids) RETURNING u.uid),
+         profiles AS (
+             DELETE FROM cdp.profiles p WHERE p.profile_id IN (SELECT profile_id FROM doomed_profiles) RETURNING 1
+         ),
+         counts AS (
+             SELECT pg_catalog.jsonb_build_object(
+                 'profiles', (SELECT count(*) FROM profiles), 'uids', (SELECT count(*) FROM uids),
+                 'events', (SELECT count(*) FROM events), 'identifiers', (SELECT count(*) FROM identifiers),
+                 'attributes', (SELECT count(*) FROM attributes), 'merges', (SELECT count(*) FROM merges),
+                 'merge_blocks', (SELECT count(*) FROM blocks), 'identify_skips', (SELECT count(*) FROM skips)) AS c
+         ),
+         erasure AS (
+             INSERT INTO cdp.erasures (kind, subject_sha256, counts) SELECT $3, $4, c FROM counts RETURNING erasure_id, counts
+         ),
+         suppressed AS (
+             INSERT INTO cdp.erased_uids (uid_sha256, erasure_id)
+             SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(d.uid, 'UTF8')), 'hex'), erasure.erasure_id
+             FROM doomed_uids d, erasure
+             ON CONFLICT (uid_sha256) DO UPDATE SET erasure_id = excluded.erasure_id
+         )
+    SELECT erasure.counts OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('erasure_id', erasure.erasure_id)
+    FROM erasure";
+
+fn erase(client: &mut SpiClient<'_>, profiles: Vec<i64>, uids: Vec<String>, kind: &str, subject: &str) -> Value {
+    first_value::<JsonB>(exec(
+        client,
+        ERASE,
+        &[profiles.into(), uids.into(), kind.into(), sha256_hex(subject).into()],
+    ))
+    .map(|j| j.0)
+    .unwrap_or(Value::Null)
+}
+
+/// Erases a customer: the customer profile, every profile merged into it,
+/// their UIDs, events, identifiers, attributes, decisions and skips.
+pub fn forget_customer(client: &mut SpiClient<'_>, customer_id: &str) -> CdpResult<Value> {
+    lock_identity_exclusive(client);
+    let family: Vec<i64> = exec(
+        client,
+        "SELECT f.profile_id FROM cdp.profiles c JOIN cdp.profiles f ON f.profile_id = c.profile_id OR f.merged_into = c.profile_id
+         WHERE c.customer_id = $1",
+        &[customer_id.into()],
+    )
+    .filter_map(|row| crate::store::column::<i64>(&row, 1))
+    .collect();
+    if family.is_empty() {
+        return Err(CdpError::invalid(format!("customer \"{customer_id}\" is unknown")));
+    }
+    Ok(erase(client, family, Vec::new(), "customer", customer_id))
+}
+
+/// Erases one UID: its events wherever they are, its own anonymous profile
+/// (merged or not, with what it filled on a customer), and the decisions that
+/// name it. A customer it belongs to directly keeps the rest of its data.
+pub fn forget_uid(client: &mut SpiClient<'_>, uid: &str) -> CdpResult<Value> {
+    lock_identity_exclusive(client);
+    let own: Option<(i64, bool)> = {
+        let table = exec(
+            client,
+            "SELECT p.profile_id, p.customer_id IS NOT NULL FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id
+             WHERE u.uid = $1",
+            &[uid.into()],
+        );
+        if table.is_empty() {
+            None
+        } else {
+            let row = table.first();
+            Some((row.get::<i64>(1).ok().flatten().unwrap_or(0), row.get::<bool>(2).ok().flatten().unwrap_or(true)))
+        }
+    };
+    let Some((profile, is_customer)) = own else {
+        return Err(CdpError::invalid(format!("UID \"{uid}\" is unknown")));
+    };
+    let profiles = if is_customer { Vec::new() } else { vec![profile] };
+    Ok(erase(client, profiles, vec![uid.to_string()], "uid", uid))
+}
+
+/// Whether events of this UID are suppressed by an erasure.
+pub fn is_suppressed(client: &mut SpiClient<'_>, uid: &str) -> bool {
+    first_value::<bool>(exec(
+        client,
+        "SELECT EXISTS (SELECT FROM cdp.erased_uids WHERE uid_sha256 = $1)",
+        &[sha256_hex(uid).into()],
+    ))
+    .unwrap_or(false)
+}
+
+/// A new identify of an erased UID is a new decision: its events count again.
+pub fn lift_suppression(client: &mut SpiClient<'_>, uid: &str) {
+    exec(client, "DELETE FROM cdp.erased_uids WHERE uid_sha256 = $1", &[sha256_hex(uid).into()]);
+}
