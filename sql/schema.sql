@@ -99,7 +99,7 @@ CREATE TABLE cdp.merges (
     kind              text NOT NULL CHECK (kind IN ('merge', 'uid_reassigned')),
     from_profile      bigint NOT NULL REFERENCES cdp.profiles (profile_id),
     into_profile      bigint NOT NULL REFERENCES cdp.profiles (profile_id),
-    reason            text NOT NULL CHECK (reason IN ('uid', 'device_id', 'email', 'phone', 'identify_id')),
+    reason            text NOT NULL CHECK (reason IN ('uid', 'device_id', 'email', 'phone', 'identify_id', 'predict')),
     evidence          text NOT NULL,
     uid               text,
     identify_type     text NOT NULL CHECK (identify_type IN ('exact', 'predict')),
@@ -140,6 +140,21 @@ CREATE TABLE cdp.identify_skips (
     reason     text NOT NULL,
     skipped_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Predicted matches (identify_type 'predict') between the auto-merge and the
+-- review threshold, for a person to accept or reject.
+CREATE TABLE cdp.match_suggestions (
+    suggestion_id    bigserial PRIMARY KEY,
+    profile_id       bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    customer_profile bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    probability      double precision NOT NULL,
+    signals          jsonb NOT NULL,
+    status           text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'accepted', 'rejected')),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    decided_at       timestamptz,
+    merge_id         bigint REFERENCES cdp.merges (merge_id)
+);
+CREATE UNIQUE INDEX match_suggestions_open_key ON cdp.match_suggestions (profile_id, customer_profile) WHERE status = 'open';
 
 -- Erasures (cdp.forget_customer, cdp.forget_uid): of an erased person only
 -- non-reversible facts are kept, the SHA-256 of the subject and row counts.
@@ -187,6 +202,8 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.merges_merge_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identify_skips', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identify_skips_skip_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.merge_blocks', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.match_suggestions', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.match_suggestions_suggestion_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.erasures', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.erasures_erasure_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.erased_uids', '');

@@ -8,17 +8,13 @@ use crate::batch;
 use crate::store;
 use crate::ingest::{self, TrackRequest};
 use crate::validate::{self, IdentifyType};
-use crate::{attributes, erasure, identifiers, payload, profiles, unmerge};
+use crate::{attributes, erasure, identifiers, payload, profiles, suggestions, unmerge};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::Value;
 
-fn transaction_start() -> TimestampWithTimeZone {
-    // SAFETY: plain read of the transaction's start time.
-    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-    TimestampWithTimeZone::try_from(now).expect("the transaction start time is a valid timestamptz")
-}
+use crate::store::transaction_start;
 
 /// Records one event for a UID and returns the id of the (unified) profile it
 /// was attributed to. See README "cdp.track_event".
@@ -119,6 +115,23 @@ fn forget_customer(customer_id: Option<&str>) -> JsonB {
 fn forget_uid(uid: Option<&str>) -> JsonB {
     let uid = validate::identifier("uid", uid).or_raise();
     JsonB(Spi::connect_mut(|client| erasure::forget_uid(client, uid)).or_raise())
+}
+
+/// Accepts a predicted match: merges the profile into the customer (reason
+/// `predict`, undoable with cdp.unmerge).
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn accept_suggestion(suggestion_id: Option<i64>) -> JsonB {
+    let id = suggestion_id.unwrap_or_else(|| CdpError::null("suggestion_id").raise());
+    JsonB(Spi::connect_mut(|client| suggestions::accept(client, id)).or_raise())
+}
+
+/// Rejects a predicted match: the pair is not suggested or predicted again.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn reject_suggestion(suggestion_id: Option<i64>) -> JsonB {
+    let id = suggestion_id.unwrap_or_else(|| CdpError::null("suggestion_id").raise());
+    JsonB(Spi::connect_mut(|client| suggestions::reject(client, id)).or_raise())
 }
 
 /// Lowercase hex MD5 of the text, as the SDK's `md5(email)`.

@@ -38,6 +38,13 @@ const ERASE: &str = "
              WHERE undone_by_cascade_of IN (SELECT merge_id FROM doomed_merges)
                AND merge_id NOT IN (SELECT merge_id FROM doomed_merges)
          ),
+         suggestions AS (
+             DELETE FROM cdp.match_suggestions s
+             WHERE s.profile_id IN (SELECT profile_id FROM doomed_profiles)
+                OR s.customer_profile IN (SELECT profile_id FROM doomed_profiles)
+                OR s.merge_id IN (SELECT merge_id FROM doomed_merges)
+             RETURNING 1
+         ),
          merges AS (DELETE FROM cdp.merges WHERE merge_id IN (SELECT merge_id FROM doomed_merges) RETURNING 1),
          events AS (
              DELETE FROM cdp.events e
@@ -63,7 +70,8 @@ const ERASE: &str = "
                  'profiles', (SELECT count(*) FROM profiles), 'uids', (SELECT count(*) FROM uids),
                  'events', (SELECT count(*) FROM events), 'identifiers', (SELECT count(*) FROM identifiers),
                  'attributes', (SELECT count(*) FROM attributes), 'merges', (SELECT count(*) FROM merges),
-                 'merge_blocks', (SELECT count(*) FROM blocks), 'identify_skips', (SELECT count(*) FROM skips)) AS c
+                 'merge_blocks', (SELECT count(*) FROM blocks), 'identify_skips', (SELECT count(*) FROM skips),
+                 'match_suggestions', (SELECT count(*) FROM suggestions)) AS c
          ),
          erasure AS (
              INSERT INTO cdp.erasures (kind, subject_sha256, counts) SELECT $3, $4, c FROM counts RETURNING erasure_id, counts

@@ -11,10 +11,12 @@ use crate::identifiers::junk_reason;
 use crate::profiles::{self, add_identifiers, resolve_uid, set_attributes};
 use crate::settings;
 use crate::store::{column, exec, first_value, lock_identity_exclusive};
+use crate::predict;
 use crate::unmerge::{self, is_blocked};
 use crate::validate::IdentifyType;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
+use pgrx::JsonB;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -28,6 +30,14 @@ pub struct IdentifyRequest<'a> {
     pub identify_id: Option<&'a str>,
     /// The identifying event's `context.device_id`, junk already removed.
     pub device_id: Option<&'a str>,
+}
+
+/// Who decided a merge: the identify (its UID, type and time) or a reviewer
+/// accepting a suggestion (no UID).
+pub struct Decision<'a> {
+    pub uid: Option<&'a str>,
+    pub identify_type: IdentifyType,
+    pub identify_time: TimestampWithTimeZone,
 }
 
 pub struct IdentifyOutcome {
@@ -47,6 +57,8 @@ pub enum Reason {
     Email,
     Phone,
     IdentifyId,
+    /// A predicted match (identify_type 'predict'): the weakest.
+    Predict,
 }
 
 impl Reason {
@@ -57,6 +69,7 @@ impl Reason {
             Reason::Email => "email",
             Reason::Phone => "phone",
             Reason::IdentifyId => "identify_id",
+            Reason::Predict => "predict",
         }
     }
 
@@ -125,6 +138,20 @@ pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>) -> Identi
         }
     }
 
+    if req.identify_type == IdentifyType::Predict {
+        let settings = settings::predict_settings().unwrap_or_else(|e| e.raise());
+        for (profile, probability, signals) in predicted_matches(client, customer, evidence_profile, req.identify_time, &settings) {
+            if candidates.contains_key(&profile) || is_blocked(&blocks, profile, "predict", req.identify_time) {
+                continue;
+            }
+            if probability >= settings.auto_merge {
+                candidates.insert(profile, (Reason::Predict, format!("p={probability:.3} {signals}")));
+            } else if probability >= settings.review {
+                suggest(client, profile, customer, probability, &signals);
+            }
+        }
+    }
+
     let mut merged = lock_still_anonymous(client, candidates.keys().copied().collect());
     // The cap keeps the strongest evidence (then the oldest profiles); the rest is recorded.
     let cap = settings::max_merges_per_identify();
@@ -141,7 +168,8 @@ pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest<'_>) -> Identi
     }
     for profile_id in &merged {
         let (reason, evidence) = &candidates[profile_id];
-        merge_into_customer(client, *profile_id, customer, *reason, evidence, req);
+        let decision = Decision { uid: Some(req.uid), identify_type: req.identify_type, identify_time: req.identify_time };
+        merge_into_customer(client, *profile_id, customer, *reason, evidence, &decision);
     }
     IdentifyOutcome { customer, skips, merged }
 }
@@ -269,7 +297,7 @@ pub fn merge_into_customer(
     customer: i64,
     reason: Reason,
     evidence: &str,
-    req: &IdentifyRequest<'_>,
+    decided_by: &Decision<'_>,
 ) -> i64 {
     first_value(exec(
         client,
@@ -293,10 +321,76 @@ pub fn merge_into_customer(
             customer.into(),
             reason.as_str().into(),
             evidence.into(),
-            req.uid.into(),
-            req.identify_type.as_str().into(),
-            req.identify_time.into(),
+            decided_by.uid.into(),
+            decided_by.identify_type.as_str().into(),
+            decided_by.identify_time.into(),
         ],
     ))
     .expect("the profile was locked as anonymous and unmerged")
+}
+
+/// Live anonymous profiles sharing a user agent, a device id or an IP network
+/// with the customer or the identifying UID's own profile (the blocking step), each with its match probability
+/// and what each signal did. Pairs a reviewer rejected are left out.
+fn predicted_matches(
+    client: &mut SpiClient<'_>,
+    customer: i64,
+    identifying_profile: Option<i64>,
+    identify_time: TimestampWithTimeZone,
+    settings: &settings::PredictSettings,
+) -> Vec<(i64, f64, Value)> {
+    let mut ours = predict::Signals::new();
+    for row in exec(
+        client,
+        "SELECT system FROM cdp.profiles WHERE profile_id = $1 OR merged_into = $1 OR profile_id = $2",
+        &[customer.into(), identifying_profile.into()],
+    ) {
+        if let Some(JsonB(Value::Object(system))) = column::<JsonB>(&row, 1) {
+            predict::signals_of(&system, &mut ours);
+        }
+    }
+    if ours.is_empty() {
+        return Vec::new();
+    }
+    ours.entry("recent".into()).or_default().insert("yes".into());
+    let set = |key: &str| ours.get(key).map(|s| s.iter().cloned().collect::<Vec<String>>()).unwrap_or_default();
+    let (agents, devices, networks) = (set("user_agent"), set("device_id"), set("ip_network"));
+    exec(
+        client,
+        "SELECT p.profile_id, p.system,
+                (SELECT max(e.event_time) FROM cdp.events e WHERE e.profile_id = p.profile_id)
+                    >= $5 - interval '24 hours'
+         FROM cdp.profiles p
+         WHERE p.customer_id IS NULL AND p.merged_into IS NULL
+           AND (p.system ->> 'user_agent' = ANY($2) OR p.system ->> 'device_id' = ANY($3)
+                OR pg_catalog.regexp_replace(p.system ->> 'ip', '[.][0-9]+$', '') = ANY($4))
+           AND NOT EXISTS (SELECT FROM cdp.match_suggestions s
+                           WHERE s.profile_id = p.profile_id AND s.customer_profile = $1 AND s.status = 'rejected')
+         LIMIT 1000",
+        &[customer.into(), agents.into(), devices.into(), networks.into(), identify_time.into()],
+    )
+    .filter_map(|row| {
+        let profile = column::<i64>(&row, 1)?;
+        let mut theirs = predict::Signals::new();
+        if let Some(JsonB(Value::Object(system))) = column::<JsonB>(&row, 2) {
+            predict::signals_of(&system, &mut theirs);
+        }
+        if let Some(recent) = column::<bool>(&row, 3) {
+            theirs.entry("recent".into()).or_default().insert(if recent { "yes" } else { "no" }.into());
+        }
+        let (probability, signals) = predict::score(&ours, &theirs, &settings.weights, settings.prior);
+        Some((profile, probability, signals))
+    })
+    .collect()
+}
+
+fn suggest(client: &mut SpiClient<'_>, profile: i64, customer: i64, probability: f64, signals: &Value) {
+    exec(
+        client,
+        "INSERT INTO cdp.match_suggestions (profile_id, customer_profile, probability, signals)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (profile_id, customer_profile) WHERE status = 'open'
+         DO UPDATE SET probability = excluded.probability, signals = excluded.signals",
+        &[profile.into(), customer.into(), probability.into(), JsonB(signals.clone()).into()],
+    );
 }

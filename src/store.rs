@@ -84,3 +84,10 @@ pub fn jsonb_arg<'a>(datum: pg_sys::Datum) -> DatumWithOid<'a> {
     // SAFETY: the datum is a jsonb value that lives for the whole call.
     unsafe { DatumWithOid::new(datum, pg_sys::JSONBOID) }
 }
+
+/// The current transaction's start time (what now() returns).
+pub fn transaction_start() -> pgrx::datum::TimestampWithTimeZone {
+    // SAFETY: plain read of the transaction's start time.
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    pgrx::datum::TimestampWithTimeZone::try_from(now).expect("the transaction start time is a valid timestamptz")
+}

@@ -114,7 +114,8 @@ fn undo_merge(
          ), blocked AS (
              INSERT INTO cdp.merge_blocks (from_profile, into_profile, evidence, merge_id)
              SELECT $1, $2, ARRAY(SELECT i.kind || ':' || i.value FROM cdp.identifiers i WHERE i.profile_id = $1
-                                  UNION SELECT 'uid:' || u.uid FROM cdp.uids u WHERE u.profile_id = $1), $3
+                                  UNION SELECT 'uid:' || u.uid FROM cdp.uids u WHERE u.profile_id = $1
+                                  UNION SELECT 'predict'), $3
          )
          DELETE FROM cdp.profile_attributes a
          WHERE a.profile_id = $2 AND a.source = 'merge' AND a.source_profile = $1

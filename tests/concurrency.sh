@@ -15,7 +15,7 @@ trap 'rm -rf "$WORK"' EXIT
 ADMIN=(env PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -d postgres)
 "${ADMIN[@]}" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null || exit 1
 psql -X -q -d $DB -c "CREATE EXTENSION cdp_identity" >/dev/null || exit 1
-# Operators undo merges while traffic goes on. Picking a merge happens before
+# Operators undo merges (and review predicted matches) while traffic goes on. Picking a merge happens before
 # the call takes its lock, so another client may have undone it already: only
 # that answer is tolerated.
 psql -X -q -d $DB >/dev/null <<'SQL' || exit 1
@@ -29,6 +29,19 @@ BEGIN
     END IF;
 EXCEPTION WHEN object_not_in_prerequisite_state THEN
     IF SQLERRM NOT LIKE '%already undone%' THEN RAISE; END IF;
+END $$;
+-- Reviewers accept or reject predicted matches meanwhile; a suggestion decided
+-- or a profile merged by someone else in between is the only tolerated answer.
+CREATE FUNCTION review_some(seed int) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE s bigint;
+BEGIN
+    SELECT suggestion_id INTO s FROM cdp.match_suggestions WHERE status = 'open'
+    ORDER BY hashint4(suggestion_id::int # seed) LIMIT 1;
+    IF s IS NOT NULL THEN
+        IF seed % 2 = 0 THEN PERFORM cdp.accept_suggestion(s); ELSE PERFORM cdp.reject_suggestion(s); END IF;
+    END IF;
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+    IF SQLERRM NOT LIKE '%already%' AND SQLERRM NOT LIKE '%no longer anonymous%' THEN RAISE; END IF;
 END $$;
 SQL
 
@@ -63,6 +76,8 @@ for c in range(clients):
             lines.append(f"SELECT cdp.track_batch({lit(json.dumps(items))});")
         elif r < 0.10:
             lines.append(f"SELECT unmerge_some({rnd.randrange(1000000)});")
+        elif r < 0.11:
+            lines.append(f"SELECT review_some({rnd.randrange(1000000)});")
         elif r < 0.65:
             payload = {"context": ctx}
             lines.append(f"SELECT cdp.track_event({lit(uid)}, 'pageview', 'view', {lit(json.dumps(payload))});")
@@ -72,7 +87,8 @@ for c in range(clients):
         elif r < 0.93:
             cid = f"cust{rnd.randrange(10)}"
             payload = {"dims": {"customers": {"customer_id": cid, "email": f"p{rnd.randrange(15)}@example.com", "seen": i}},
-                       "extra": {"identify_id": cid, "identify_type": "exact"}, "context": ctx}
+                       "extra": {"identify_id": cid, "identify_type": rnd.choice(["exact", "predict"])},
+                       "context": dict(ctx, user_agent=f"UA-{rnd.randrange(3)}", ip=f"10.0.{rnd.randrange(4)}.{rnd.randrange(250)}")}
             lines.append(f"SELECT cdp.track_event({lit(uid)}, 'user', 'sign_in', {lit(json.dumps(payload))});")
         else:
             cid = f"cust{rnd.randrange(10)}"

@@ -23,6 +23,7 @@ for file in tests/sql/[!_]*.sql; do
     status=$?
     count=$(grep -c '^psql:.*NOTICE:  ok \|^NOTICE:  ok ' <<<"$out")
     assertions=$((assertions + count))
+    grep -o 'NOTICE:  report .*' <<<"$out" | sed 's/NOTICE:  report /    /'
     if [ $status -eq 0 ] && ! grep -q 'ERROR' <<<"$out"; then
         passed=$((passed + 1)); echo "PASS $name ($count assertions)"
     else

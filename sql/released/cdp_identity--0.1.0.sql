@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:34
+-- src/lib.rs:36
 -- bootstrap
 -- cdp_identity schema: every table, index and read function of the extension.
 --
@@ -110,7 +110,7 @@ CREATE TABLE cdp.merges (
     kind              text NOT NULL CHECK (kind IN ('merge', 'uid_reassigned')),
     from_profile      bigint NOT NULL REFERENCES cdp.profiles (profile_id),
     into_profile      bigint NOT NULL REFERENCES cdp.profiles (profile_id),
-    reason            text NOT NULL CHECK (reason IN ('uid', 'device_id', 'email', 'phone', 'identify_id')),
+    reason            text NOT NULL CHECK (reason IN ('uid', 'device_id', 'email', 'phone', 'identify_id', 'predict')),
     evidence          text NOT NULL,
     uid               text,
     identify_type     text NOT NULL CHECK (identify_type IN ('exact', 'predict')),
@@ -151,6 +151,21 @@ CREATE TABLE cdp.identify_skips (
     reason     text NOT NULL,
     skipped_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Predicted matches (identify_type 'predict') between the auto-merge and the
+-- review threshold, for a person to accept or reject.
+CREATE TABLE cdp.match_suggestions (
+    suggestion_id    bigserial PRIMARY KEY,
+    profile_id       bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    customer_profile bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    probability      double precision NOT NULL,
+    signals          jsonb NOT NULL,
+    status           text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'accepted', 'rejected')),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    decided_at       timestamptz,
+    merge_id         bigint REFERENCES cdp.merges (merge_id)
+);
+CREATE UNIQUE INDEX match_suggestions_open_key ON cdp.match_suggestions (profile_id, customer_profile) WHERE status = 'open';
 
 -- Erasures (cdp.forget_customer, cdp.forget_uid): of an erased person only
 -- non-reversible facts are kept, the SHA-256 of the subject and row counts.
@@ -198,13 +213,27 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.merges_merge_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identify_skips', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identify_skips_skip_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.merge_blocks', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.match_suggestions', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.match_suggestions_suggestion_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.erasures', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.erasures_erasure_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.erased_uids', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:108
+-- src/api.rs:122
+-- cdp_identity::api::accept_suggestion
+CREATE  FUNCTION "accept_suggestion"(
+	"suggestion_id" bigint /* Option < i64 > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'accept_suggestion_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/api.rs:104
 -- cdp_identity::api::forget_customer
 CREATE  FUNCTION "forget_customer"(
 	"customer_id" TEXT /* Option < & str > */
@@ -216,7 +245,7 @@ AS 'MODULE_PATHNAME', 'forget_customer_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:117
+-- src/api.rs:113
 -- cdp_identity::api::forget_uid
 CREATE  FUNCTION "forget_uid"(
 	"uid" TEXT /* Option < & str > */
@@ -228,7 +257,7 @@ AS 'MODULE_PATHNAME', 'forget_uid_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:58
+-- src/api.rs:54
 -- cdp_identity::api::identify
 CREATE  FUNCTION "identify"(
 	"uid" TEXT, /* Option < & str > */
@@ -244,7 +273,7 @@ AS 'MODULE_PATHNAME', 'identify_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:156
+-- src/api.rs:169
 -- cdp_identity::api::junk_reason
 CREATE  FUNCTION "junk_reason"(
 	"input" TEXT /* & str */
@@ -256,7 +285,7 @@ AS 'MODULE_PATHNAME', 'junk_reason_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:125
+-- src/api.rs:138
 -- cdp_identity::api::md5
 CREATE  FUNCTION "md5"(
 	"input" TEXT /* & str */
@@ -268,7 +297,7 @@ AS 'MODULE_PATHNAME', 'md5_hex_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:163
+-- src/api.rs:176
 -- cdp_identity::api::new_uid
 CREATE  FUNCTION "new_uid"() RETURNS TEXT /* String */
 STRICT VOLATILE PARALLEL SAFE
@@ -278,7 +307,7 @@ AS 'MODULE_PATHNAME', 'new_uid_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:140
+-- src/api.rs:153
 -- cdp_identity::api::normalize_email
 CREATE  FUNCTION "normalize_email"(
 	"input" TEXT /* & str */
@@ -290,7 +319,7 @@ AS 'MODULE_PATHNAME', 'normalize_email_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:148
+-- src/api.rs:161
 -- cdp_identity::api::normalize_phone
 CREATE  FUNCTION "normalize_phone"(
 	"input" TEXT /* & str */
@@ -302,7 +331,19 @@ AS 'MODULE_PATHNAME', 'normalize_phone_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:132
+-- src/api.rs:130
+-- cdp_identity::api::reject_suggestion
+CREATE  FUNCTION "reject_suggestion"(
+	"suggestion_id" bigint /* Option < i64 > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'reject_suggestion_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/api.rs:145
 -- cdp_identity::api::sha256
 CREATE  FUNCTION "sha256"(
 	"input" TEXT /* & str */
@@ -314,7 +355,7 @@ AS 'MODULE_PATHNAME', 'sha256_hex_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:46
+-- src/api.rs:42
 -- cdp_identity::api::track_batch
 CREATE  FUNCTION "track_batch"(
 	"events" jsonb /* Option < JsonB > */
@@ -326,7 +367,7 @@ AS 'MODULE_PATHNAME', 'track_batch_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:25
+-- src/api.rs:21
 -- cdp_identity::api::track_event
 CREATE  FUNCTION "track_event"(
 	"uid" TEXT, /* Option < & str > */
@@ -342,7 +383,7 @@ AS 'MODULE_PATHNAME', 'track_event_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api.rs:99
+-- src/api.rs:95
 -- cdp_identity::api::unmerge
 CREATE  FUNCTION "unmerge"(
 	"merge_id" bigint, /* Option < i64 > */
@@ -355,7 +396,7 @@ AS 'MODULE_PATHNAME', 'unmerge_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:35
+-- src/lib.rs:37
 -- finalize
 -- Read side of cdp_identity: unified profiles, timelines and views.
 -- Plain SQL so the planner sees through them. A profile's "family" is the

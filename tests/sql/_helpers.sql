@@ -76,3 +76,7 @@ CREATE FUNCTION t.ctx(device text, session text DEFAULT NULL, message text DEFAU
 LANGUAGE sql AS $$
     SELECT jsonb_strip_nulls(jsonb_build_object('device_id', device, 'session_id', session, 'message_id', message))
 $$;
+
+-- A line for the test output (measurements such as precision and recall).
+CREATE FUNCTION t.report(line text) RETURNS void
+LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'report %', line; END $$;
