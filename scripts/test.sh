@@ -2,7 +2,8 @@
 # Runs every test of cdp_identity, installing what is missing first:
 #   1. cargo pgrx test: Rust unit tests and #[pg_test] tests inside PostgreSQL
 #   2. SQL scenario tests (tests/sql/*.sql), one fresh database each
-#   3. the concurrency test: real concurrent connections, then invariants
+#   3. the concurrency tests: real concurrent connections, then invariants
+#      (tests/concurrency.sh, tests/erasure_race.sh)
 #   4. pg_dump / pg_restore of the extension's data
 #   5. every released version's schema updated to the current one (tests/upgrade.sh)
 #   6. a seconds-long run of the benchmark (bench/run.sh --smoke), so it cannot rot
@@ -47,6 +48,8 @@ echo "== SQL scenarios"
 tests/run_sql.sh 2>&1 | tee "$log/sql"; tally "SQL scenarios" "$log/sql" "${PIPESTATUS[0]}"
 echo "== concurrency"
 tests/concurrency.sh 8 1000 2>&1 | tee "$log/conc"; tally "concurrency" "$log/conc" "${PIPESTATUS[0]}"
+echo "== erasure under concurrent traffic"
+tests/erasure_race.sh 2>&1 | tee "$log/erasure"; tally "erasure race" "$log/erasure" "${PIPESTATUS[0]}"
 echo "== dump and restore"
 tests/dump_restore.sh 2>&1 | tee "$log/dump"; tally "dump/restore" "$log/dump" "${PIPESTATUS[0]}"
 

@@ -85,6 +85,17 @@ const ERASE: &str = "
     SELECT erasure.counts OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('erasure_id', erasure.erasure_id)
     FROM erasure";
 
+/// An erasure must not miss an event that is being appended at the same
+/// moment (plain appends take no lock). With no identity decision running
+/// (the exclusive identity lock), a SHARE lock on the events waits for the
+/// appends in flight and holds new ones back until the erasure commits; they
+/// then find the UID erased and are suppressed. Erasures are rare; appends
+/// pay nothing for this.
+fn lock_for_erasure(client: &mut SpiClient<'_>) {
+    lock_identity_exclusive(client);
+    exec(client, "LOCK TABLE cdp.events IN SHARE MODE", &[]);
+}
+
 fn erase(client: &mut SpiClient<'_>, profiles: Vec<i64>, uids: Vec<String>, kind: &str, subject: &str) -> Value {
     first_value::<JsonB>(exec(
         client,
@@ -98,7 +109,7 @@ fn erase(client: &mut SpiClient<'_>, profiles: Vec<i64>, uids: Vec<String>, kind
 /// Erases a customer: the customer profile, every profile merged into it,
 /// their UIDs, events, identifiers, attributes, decisions and skips.
 pub fn forget_customer(client: &mut SpiClient<'_>, customer_id: &str) -> CdpResult<Value> {
-    lock_identity_exclusive(client);
+    lock_for_erasure(client);
     let family: Vec<i64> = exec(
         client,
         "SELECT f.profile_id FROM cdp.profiles c JOIN cdp.profiles f ON f.profile_id = c.profile_id OR f.merged_into = c.profile_id
@@ -117,7 +128,7 @@ pub fn forget_customer(client: &mut SpiClient<'_>, customer_id: &str) -> CdpResu
 /// (merged or not, with what it filled on a customer), and the decisions that
 /// name it. A customer it belongs to directly keeps the rest of its data.
 pub fn forget_uid(client: &mut SpiClient<'_>, uid: &str) -> CdpResult<Value> {
-    lock_identity_exclusive(client);
+    lock_for_erasure(client);
     let own: Option<(i64, bool)> = {
         let table = exec(
             client,
