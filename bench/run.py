@@ -301,7 +301,7 @@ def report(cfg, ing_rows, ing, pgb, merge, ident, rd_checks, rd, mix):
     for name, (ours, plain) in rd.items():
         lines.append(f"| {name} | {ours:.1f} | {plain:.1f} | {ours / plain:.2f} |")
     lines += ["", "## Mixed workload, 8 clients", "",
-              f"{mix['calls']:,} calls (track_event, lead forms, sign-ins, identify, track_batch, retries) over a shared pool "
+              f"{mix['calls']:,} calls (track_event, lead forms, exact and predict sign-ins, identify, track_batch, retries, unmerges, suggestion reviews) over a shared pool "
               f"of 40 UIDs, 12 devices and 10 customers: {mix['per_second']:,.0f} calls/s, {mix['client_errors']} clients saw an error, "
               f"{mix['invariants_held']} invariants held, {mix['invariants_failed']} failed "
               "(one profile per UID and per CID, every message id stored once, merges consistent).", ""]
