@@ -569,8 +569,9 @@ $$;
 
 -- Everything held about a customer, in one document (for a data subject
 -- access request): the unified profile, the explanation, the UIDs,
--- identifiers, attributes (of every merged profile too), every event and the
--- skipped identifiers. NULL for an unknown customer.
+-- identifiers, attributes (of every merged profile too), every event, the
+-- skipped identifiers and the predicted matches about them. NULL for an
+-- unknown customer.
 CREATE FUNCTION cdp.export_customer(customer_id text) RETURNS jsonb
 LANGUAGE sql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -594,7 +595,11 @@ SET search_path = pg_catalog, pg_temp AS $$
         'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.event_time, e.event_id), '[]')
                    FROM cdp.events e WHERE e.profile_id IN (SELECT f.profile_id FROM family f)),
         'identify_skips', (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.skip_id), '[]')
-                           FROM cdp.identify_skips s WHERE s.uid IN (SELECT u.uid FROM family_uids u))
+                           FROM cdp.identify_skips s WHERE s.uid IN (SELECT u.uid FROM family_uids u)),
+        'match_suggestions', (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.suggestion_id), '[]')
+                              FROM cdp.match_suggestions m
+                              WHERE m.customer_profile = c.profile_id
+                                 OR m.profile_id IN (SELECT f.profile_id FROM family f))
     )
     FROM c
 $$;

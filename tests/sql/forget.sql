@@ -21,6 +21,7 @@ SELECT t.ok((:'x'::jsonb->'identifiers')::text LIKE '%pia@example.com%' AND (:'x
 SELECT t.eq(:'x'::jsonb->'profile'->'attributes', '{"name": "Pia", "email": "pia@example.com", "newsletter": true}'::jsonb, 'export: the unified profile');
 SELECT t.eq(jsonb_array_length(:'x'::jsonb->'identify_skips'), 1, 'export: the skipped junk identify');
 SELECT t.eq(jsonb_array_length(:'x'::jsonb->'explain'->'decisions'), 1, 'export: the merge decision');
+SELECT t.eq(:'x'::jsonb->'match_suggestions', '[]'::jsonb, 'export: predicted matches about Pia (none)');
 SELECT t.eq(cdp.export_customer('nobody'), NULL::jsonb, 'export of an unknown customer is NULL');
 
 -- Forget Pia.

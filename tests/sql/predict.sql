@@ -62,6 +62,8 @@ SELECT t.eq((SELECT reason || '/' || identify_type FROM cdp.merges WHERE merge_i
 SELECT t.raises(format('SELECT cdp.accept_suggestion(%s)', :s1), '55000', 'accepting twice', 'already accepted');
 SELECT t.eq(cdp.reject_suggestion(:s2)->>'status', 'rejected', 'a suggestion can be rejected');
 SELECT t.raises(format('SELECT cdp.reject_suggestion(%s)', :s2), '55000', 'rejecting twice', 'already rejected');
+SELECT t.ok(jsonb_array_length(cdp.export_customer((SELECT customer_id FROM cdp.profiles WHERE profile_id = :s2_customer))->'match_suggestions') >= 1,
+            'the export of a customer lists the predicted matches about it');
 SELECT t.raises('SELECT cdp.accept_suggestion(987654)', '22023', 'an unknown suggestion', 'does not exist');
 SELECT t.raises('SELECT cdp.accept_suggestion(NULL)', '22004', 'a NULL suggestion id');
 -- A predicted merge is undoable, and the same prediction does not redo it.
