@@ -6,7 +6,7 @@ use crate::errors::{CdpError, OrRaise};
 use crate::identity::{self, IdentifyRequest};
 use crate::batch;
 use crate::store;
-use crate::ingest::{self, TrackRequest};
+use crate::ingest::{self, EventTime, TrackRequest};
 use crate::validate::{self, IdentifyType};
 use crate::{attributes, erasure, identifiers, payload, profiles, suggestions, unmerge};
 use pgrx::datum::TimestampWithTimeZone;
@@ -31,7 +31,7 @@ fn track_event(
     // SAFETY: argument 3 of this call is the jsonb payload.
     let payload_datum = unsafe { store::jsonb_argument(fcinfo, 3) };
     let request =
-        TrackRequest::new(uid, category, action, payload.map(|p| p.0), payload_datum, event_time.unwrap_or_else(transaction_start))
+        TrackRequest::new(uid, category, action, payload.map(|p| p.0), payload_datum, EventTime::At(event_time.unwrap_or_else(transaction_start)))
             .or_raise();
     Spi::connect_mut(|client| ingest::track_event(client, &request).map(|t| t.root))
 }

@@ -11,8 +11,8 @@
 //! never wait on each other in a cycle.
 
 use crate::errors::{CdpError, CdpResult, ErrorKind};
-use crate::ingest::{self, time_of, TrackRequest};
-use crate::payload::type_name;
+use crate::ingest::{self, EventTime, TrackRequest};
+use crate::payload::{time_value, type_name};
 use crate::profiles::UidState;
 use crate::settings;
 use crate::store::{column, exec, jsonb_arg, lock_identity_exclusive, lock_identity_shared};
@@ -61,9 +61,9 @@ fn read_item(item: Value, now: TimestampWithTimeZone) -> CdpResult<TrackRequest>
         }
     };
     let (uid, category, action) = (text(&fields, "uid")?, text(&fields, "category")?, text(&fields, "action")?);
-    let event_time = match text(&fields, "event_time")? {
-        Some(t) => time_of("event_time", &t, None)?,
-        None => now,
+    let event_time = match time_value(fields.get("event_time"), "event_time")? {
+        Some(sent) => EventTime::Sent(sent),
+        None => EventTime::At(now),
     };
     let payload = fields.remove("payload").filter(|p| !p.is_null());
     TrackRequest::new(uid.as_deref(), category.as_deref(), action.as_deref(), payload, None, event_time)

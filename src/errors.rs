@@ -15,6 +15,8 @@ pub enum ErrorKind {
     TooLong,
     /// 22007 invalid_datetime_format
     InvalidDatetime,
+    /// 22008 datetime_field_overflow
+    DatetimeOverflow,
     /// 54000 program_limit_exceeded
     LimitExceeded,
     /// 55000 object_not_in_prerequisite_state
@@ -54,6 +56,7 @@ impl CdpError {
             ErrorKind::InvalidValue => "22023",
             ErrorKind::TooLong => "22001",
             ErrorKind::InvalidDatetime => "22007",
+            ErrorKind::DatetimeOverflow => "22008",
             ErrorKind::LimitExceeded => "54000",
             ErrorKind::NotInState => "55000",
         }
@@ -65,6 +68,7 @@ impl CdpError {
             ErrorKind::InvalidValue => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             ErrorKind::TooLong => PgSqlErrorCode::ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
             ErrorKind::InvalidDatetime => PgSqlErrorCode::ERRCODE_INVALID_DATETIME_FORMAT,
+            ErrorKind::DatetimeOverflow => PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
             ErrorKind::LimitExceeded => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             ErrorKind::NotInState => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         }

@@ -14,7 +14,7 @@ use crate::payload::{self, EventFacts};
 use crate::profiles::{self, UidState};
 use crate::settings;
 use crate::store::{exec, first_value, jsonb_arg, lock_identity_shared};
-use crate::timeparse::{self, ParsedTime};
+use crate::timeparse::{self, TimeValue, Zone};
 use crate::validate;
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::spi::SpiClient;
@@ -61,13 +61,18 @@ impl TrackRequest {
         action: Option<&str>,
         payload: Option<Value>,
         payload_datum: Option<pgrx::pg_sys::Datum>,
-        event_time: TimestampWithTimeZone,
+        event_time: EventTime,
     ) -> CdpResult<Self> {
         let uid = validate::identifier("uid", uid)?.to_string();
         let category = validate::event_name("category", category)?.to_string();
         let action = validate::event_name("action", action)?.to_string();
         let payload = payload.unwrap_or_else(|| Value::Object(Map::new()));
         let facts = payload::read(&payload)?;
+        let timezone = facts.context.timezone.as_deref();
+        let event_time = match event_time {
+            EventTime::At(t) => t,
+            EventTime::Sent(value) => time_at("event_time", &value, timezone)?,
+        };
         let payload = match payload_datum {
             Some(datum) => StoredPayload::Datum(datum),
             None => StoredPayload::Text(payload.to_string()),
@@ -90,7 +95,7 @@ impl TrackRequest {
                 None => Claim::Identify {
                     customer_id: validate::identifier("customer_id", Some(&c.customer_id))?.to_string(),
                     identify_time: match &c.identify_time {
-                        Some(text) => identify_time_of(text, facts.context.timezone.as_deref())?,
+                        Some(value) => time_at("identify_time", value, timezone)?,
                         None => event_time,
                     },
                 },
@@ -317,28 +322,25 @@ pub fn stored_event_root(client: &mut SpiClient<'_>, message_id: &str) -> Option
     ))
 }
 
-/// `extra.identify_time` as a timestamptz. The SDK's local form has no zone:
-/// it is read in `context.timezone` when that is a known zone, else in the
-/// session's TimeZone.
-pub fn identify_time_of(text: &str, timezone: Option<&str>) -> CdpResult<TimestampWithTimeZone> {
-    time_of("identify_time", text, timezone)
+/// A time sent inside JSON (see `timeparse`), as a timestamptz. Local-form
+/// times are read in `context_timezone` when the event has one (it must be
+/// a known zone), else in `cdp.default_timezone`; never in the session's
+/// TimeZone.
+pub fn time_at(field: &str, value: &TimeValue, context_timezone: Option<&str>) -> CdpResult<TimestampWithTimeZone> {
+    let zone = || match context_timezone.map(str::trim).filter(|tz| !tz.is_empty()) {
+        Some(tz) => Zone::named("payload.context.timezone", tz),
+        None => settings::default_zone(),
+    };
+    let micros = timeparse::instant(field, value, zone)?;
+    TimestampWithTimeZone::try_from(micros)
+        .map_err(|_| CdpError::new(ErrorKind::DatetimeOverflow, format!("{field} is out of range")))
 }
 
-/// A time sent as text (see `timeparse`), as a timestamptz.
-pub fn time_of(field: &str, text: &str, timezone: Option<&str>) -> CdpResult<TimestampWithTimeZone> {
-    let bad = || CdpError::new(ErrorKind::InvalidDatetime, format!("{field} \"{}\" is out of range", text.trim()));
-    match timeparse::parse(field, text)? {
-        ParsedTime::Absolute(micros) => TimestampWithTimeZone::try_from(micros).map_err(|_| bad()),
-        ParsedTime::Local(w) => {
-            let in_zone = timezone
-                .filter(|tz| !tz.trim().is_empty())
-                .and_then(|tz| TimestampWithTimeZone::with_timezone(w.year, w.month, w.day, w.hour, w.minute, w.second, tz.to_string()).ok());
-            match in_zone {
-                Some(t) => Ok(t),
-                None => TimestampWithTimeZone::new(w.year, w.month, w.day, w.hour, w.minute, w.second).map_err(|_| bad()),
-            }
-        }
-    }
+/// When an event happened: given by the caller as a timestamptz, or sent
+/// inside JSON (a batch item's `event_time`), read like every JSON time.
+pub enum EventTime {
+    At(TimestampWithTimeZone),
+    Sent(TimeValue),
 }
 
 /// JSON text handed to a statement as jsonb (parsed once, by jsonb_in).

@@ -2,6 +2,7 @@
 //! optional `context` object. Pure Rust over serde_json values.
 
 use crate::errors::{CdpError, CdpResult};
+use crate::timeparse::TimeValue;
 use crate::validate::IdentifyType;
 use serde_json::{Map, Value};
 
@@ -13,7 +14,7 @@ pub struct IdentifyClaim {
     pub customer_id: String,
     pub identify_id: Option<String>,
     pub identify_type: IdentifyType,
-    pub identify_time: Option<String>,
+    pub identify_time: Option<TimeValue>,
 }
 
 /// The fields of `payload.context` the extension uses. Other keys are kept
@@ -80,7 +81,7 @@ pub fn read(payload: &Value) -> CdpResult<EventFacts> {
         None => Ok(None),
     };
     let identify_type_text = field_text("identify_type", "payload.extra.identify_type")?;
-    let identify_time = field_text("identify_time", "payload.extra.identify_time")?;
+    let identify_time = time_value(extra.and_then(|e| e.get("identify_time")), "payload.extra.identify_time")?;
 
     let claim = match (customer_id, identify_id.clone()) {
         (Some(cid), _) => Some(("payload.dims.customers.customer_id", cid)),
@@ -137,6 +138,20 @@ fn scalar_text(value: Option<&Value>, path: &str) -> CdpResult<Option<String>> {
     }
 }
 
+/// A time: text (ISO 8601 or the SDK's local form) or a number of epoch
+/// milliseconds; null and absent are None.
+pub fn time_value(value: Option<&Value>, path: &str) -> CdpResult<Option<TimeValue>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(TimeValue::Text(s.clone()))),
+        Some(Value::Number(n)) => Ok(Some(TimeValue::EpochMillis(n.as_f64().unwrap_or(f64::INFINITY)))),
+        Some(other) => Err(CdpError::invalid(format!(
+            "{path} must be a time (ISO 8601 text or epoch milliseconds), not {}",
+            type_name(other)
+        ))),
+    }
+}
+
 pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -165,7 +180,7 @@ mod tests {
         let claim = facts.claim.unwrap();
         assert_eq!(claim.customer_id, "abc");
         assert_eq!(claim.field, "payload.dims.customers.customer_id");
-        assert_eq!(claim.identify_time.as_deref(), Some("2026-11-30 10:00:00"));
+        assert_eq!(claim.identify_time, Some(TimeValue::Text("2026-11-30 10:00:00".into())));
         assert_eq!(facts.attributes, json!({"name": "Ann", "email": "ann@example.com"}).as_object().unwrap().clone());
         assert_eq!(facts.context.device_id.as_deref(), Some("d1"));
         assert_eq!(facts.context.session_id.as_deref(), Some("42"));
@@ -176,6 +191,14 @@ mod tests {
         let facts = read(&json!({"extra": {"identify_id": "xyz", "identify_type": "predict"}})).unwrap();
         let claim = facts.claim.unwrap();
         assert_eq!((claim.customer_id.as_str(), claim.identify_type), ("xyz", IdentifyType::Predict));
+    }
+
+    #[test]
+    fn numeric_identify_time_is_epoch_milliseconds() {
+        let facts = read(&json!({"extra": {"identify_id": "x", "identify_time": 1704103872345_u64}})).unwrap();
+        assert_eq!(facts.claim.unwrap().identify_time, Some(TimeValue::EpochMillis(1704103872345.0)));
+        let bad = read(&json!({"extra": {"identify_id": "x", "identify_time": true}})).unwrap_err();
+        assert_eq!(bad.sqlstate(), "22023");
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub static PREDICT_PRIOR: GucSetting<f64> = GucSetting::<f64>::new(0.01);
 /// m/u per signal (see `predict::DEFAULT_WEIGHTS`).
 pub static PREDICT_WEIGHTS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// The zone local-form times (`YYYY-MM-DD HH:MM:SS`) are read in when the
+/// event carries no `context.timezone`. Server-level (superuser): the
+/// meaning of stored times must not depend on who connected.
+pub static DEFAULT_TIMEZONE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"UTC"));
+
 /// Most items one `cdp.track_batch` call accepts.
 pub static MAX_BATCH_ITEMS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
@@ -42,6 +47,14 @@ pub fn register() {
         c"Signals: device_id, user_agent, ip_network, screen, timezone, locale, recent. Empty means the defaults.",
         &PREDICT_WEIGHTS,
         GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"cdp.default_timezone",
+        c"Time zone of local-form times in events without context.timezone.",
+        c"An IANA zone name (UTC, Europe/Paris) or an offset (+07:00). The session's TimeZone is never used.",
+        &DEFAULT_TIMEZONE,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
@@ -94,6 +107,14 @@ pub fn max_payload_bytes() -> usize {
 
 pub fn max_batch_items() -> usize {
     MAX_BATCH_ITEMS.get() as usize
+}
+
+/// The zone for local-form times without `context.timezone`.
+pub fn default_zone() -> crate::errors::CdpResult<crate::timeparse::Zone> {
+    match DEFAULT_TIMEZONE.get() {
+        None => Ok(crate::timeparse::Zone::utc()),
+        Some(name) => crate::timeparse::Zone::named("cdp.default_timezone", &name.to_string_lossy()),
+    }
 }
 
 pub fn max_merges_per_identify() -> usize {

@@ -3,7 +3,8 @@
 #[pgrx::pg_schema]
 mod tests {
     use crate::identity::Reason;
-    use crate::ingest::identify_time_of;
+    use crate::ingest::time_at;
+    use crate::timeparse::TimeValue;
     use pgrx::datum::TimestampWithTimeZone;
     use pgrx::prelude::*;
 
@@ -12,14 +13,22 @@ mod tests {
     }
 
     #[pg_test]
-    fn identify_time_forms() {
-        assert_eq!(identify_time_of("2026-11-30T10:15:00Z", None).unwrap(), ts("2026-11-30 10:15:00+00"));
-        assert_eq!(identify_time_of("2026-11-30T17:15:00+07:00", None).unwrap(), ts("2026-11-30 10:15:00+00"));
-        assert_eq!(identify_time_of("2026-11-30 17:15:00", Some("Asia/Ho_Chi_Minh")).unwrap(), ts("2026-11-30 10:15:00+00"));
-        Spi::run("SET LOCAL TimeZone = 'UTC'").unwrap();
-        assert_eq!(identify_time_of("2026-11-30 17:15:00", None).unwrap(), ts("2026-11-30 17:15:00+00"));
-        assert_eq!(identify_time_of("2026-11-30 17:15:00", Some("No/Such_Zone")).unwrap(), ts("2026-11-30 17:15:00+00"));
-        assert_eq!(identify_time_of("now", None).unwrap_err().sqlstate(), "22007");
+    fn json_times_keep_full_precision_whatever_the_session_time_zone() {
+        let text = |t: &str| TimeValue::Text(t.into());
+        for session_zone in ["UTC", "America/Los_Angeles", "Asia/Tokyo"] {
+            Spi::run(&format!("SET LOCAL TimeZone = '{session_zone}'")).unwrap();
+            assert_eq!(time_at("t", &text("2024-01-01T10:11:12Z"), None).unwrap(), ts("2024-01-01 10:11:12+00"));
+            assert_eq!(time_at("t", &text("2024-01-01T10:11:12.345+02:00"), None).unwrap(), ts("2024-01-01 08:11:12.345+00"));
+            assert_eq!(time_at("t", &text("2026-11-30 17:15:09.5"), Some("Asia/Ho_Chi_Minh")).unwrap(), ts("2026-11-30 10:15:09.5+00"));
+            // No context.timezone: cdp.default_timezone (UTC), not the session's zone.
+            assert_eq!(time_at("t", &text("2026-11-30 17:15:09"), None).unwrap(), ts("2026-11-30 17:15:09+00"));
+            assert_eq!(time_at("t", &TimeValue::EpochMillis(1704103872345.0), None).unwrap(), ts("2024-01-01 10:11:12.345+00"));
+        }
+        assert_eq!(time_at("t", &text("2026-11-30 17:15:00"), Some("No/Such_Zone")).unwrap_err().sqlstate(), "22023");
+        assert_eq!(time_at("t", &text("2026-03-08 02:30:00"), Some("America/New_York")).unwrap_err().sqlstate(), "22007");
+        assert_eq!(time_at("t", &text("now"), None).unwrap_err().sqlstate(), "22007");
+        Spi::run("SET LOCAL cdp.default_timezone = 'Asia/Tokyo'").unwrap();
+        assert_eq!(time_at("t", &text("2026-11-30 17:15:09"), None).unwrap(), ts("2026-11-30 08:15:09+00"));
     }
 
     #[pg_test]

@@ -32,14 +32,18 @@ SELECT cdp.track_event('iid-uid', 'user', 'identify', '{"extra": {"identify_id":
 SELECT t.eq(cdp.profile(:c2)->>'customer_id', 'cust-2', 'extra.identify_id identifies when customer_id is absent');
 SELECT t.eq((SELECT identify_type FROM cdp.merges WHERE into_profile = :c2), 'exact', 'identify_type defaults to exact');
 
--- The SDK's local time form is read in context.timezone, else in the session's TimeZone.
+-- The SDK's local time form is read in context.timezone, else in cdp.default_timezone (UTC), never in the
+-- session's TimeZone; an unknown context.timezone is an error (issue: times you can trust).
 SELECT cdp.track_event('local-uid', 'user', 'identify',
     '{"dims": {"customers": {"customer_id": "cust-3"}}, "extra": {"identify_time": "2026-11-04 09:30:00"}, "context": {"timezone": "Asia/Ho_Chi_Minh"}}') AS c3 \gset
 SELECT t.eq((cdp.profile(:c3)->>'identified_at')::timestamptz, '2026-11-04 02:30Z'::timestamptz, 'local identify_time read in context.timezone');
 SET TimeZone = 'America/New_York';
+SELECT t.raises($$SELECT cdp.track_event('local-uid-2', 'user', 'identify',
+    '{"dims": {"customers": {"customer_id": "cust-4"}}, "extra": {"identify_time": "2026-11-04 09:30:00"}, "context": {"timezone": "Not/AZone"}}')$$,
+    '22023', 'an unknown context.timezone is refused, not replaced by the session TimeZone', 'Not/AZone');
 SELECT cdp.track_event('local-uid-2', 'user', 'identify',
-    '{"dims": {"customers": {"customer_id": "cust-4"}}, "extra": {"identify_time": "2026-11-04 09:30:00"}, "context": {"timezone": "Not/AZone"}}') AS c4 \gset
-SELECT t.eq((cdp.profile(:c4)->>'identified_at')::timestamptz, '2026-11-04 14:30Z'::timestamptz, 'unknown zone falls back to the session TimeZone');
+    '{"dims": {"customers": {"customer_id": "cust-4"}}, "extra": {"identify_time": "2026-11-04 09:30:00"}}') AS c4 \gset
+SELECT t.eq((cdp.profile(:c4)->>'identified_at')::timestamptz, '2026-11-04 09:30Z'::timestamptz, 'no zone: cdp.default_timezone (UTC), not the session TimeZone');
 RESET TimeZone;
 
 -- identify_type predict is recorded on the merge.
