@@ -4,9 +4,10 @@
 #   2. SQL scenario tests (tests/sql/*.sql), one fresh database each
 #   3. the concurrency tests: real concurrent connections, then invariants
 #      (tests/concurrency.sh, tests/erasure_race.sh)
-#   4. pg_dump / pg_restore of the extension's data
-#   5. every released version's schema updated to the current one (tests/upgrade.sh)
-#   6. a seconds-long run of the benchmark (bench/run.sh --smoke), so it cannot rot
+#   4. no JIT and index plans on grown tables (tests/plans.py)
+#   5. pg_dump / pg_restore of the extension's data
+#   6. every released version, filled with data, updated to the current one (tests/upgrade.sh)
+#   7. a seconds-long run of the benchmark (bench/run.sh --smoke), so it cannot rot
 # Ends with one line "all: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,8 @@ echo "== concurrency"
 tests/concurrency.sh 8 1000 2>&1 | tee "$log/conc"; tally "concurrency" "$log/conc" "${PIPESTATUS[0]}"
 echo "== erasure under concurrent traffic"
 tests/erasure_race.sh 2>&1 | tee "$log/erasure"; tally "erasure race" "$log/erasure" "${PIPESTATUS[0]}"
+echo "== no JIT, index plans on grown tables"
+python3 tests/plans.py 2>&1 | tee "$log/plans"; tally "plans" "$log/plans" "${PIPESTATUS[0]}"
 echo "== dump and restore"
 tests/dump_restore.sh 2>&1 | tee "$log/dump"; tally "dump/restore" "$log/dump" "${PIPESTATUS[0]}"
 

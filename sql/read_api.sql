@@ -1,7 +1,13 @@
 -- Read side of cdp_identity: unified profiles, timelines and views.
--- Plain SQL so the planner sees through them. A profile's "family" is the
--- profile itself and every profile merged into it; asking for a profile that
--- was merged away answers with the profile that absorbed it.
+-- A profile's "family" is the profile itself and every profile merged into
+-- it; asking for a profile that was merged away answers with the profile that
+-- absorbed it.
+--
+-- Plans: every read goes from the family (a handful of profiles) to the rows
+-- of each member by index, written as LATERAL subqueries fenced with OFFSET 0
+-- so the planner cannot turn them into a scan and a hash join when its
+-- estimates are off (tables grown but not analyzed yet). tests/plans.py
+-- checks that no read plans a sequential scan on grown tables.
 
 -- The surviving profile id of any profile (itself when it was never merged).
 CREATE FUNCTION cdp.root_of(profile_id bigint) RETURNS bigint
@@ -32,7 +38,8 @@ CREATE FUNCTION cdp.profile(profile_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
     WITH family AS (
-        SELECT f.* FROM cdp.profiles f WHERE f.profile_id IN (SELECT cdp.family_of($1))
+        SELECT f.* FROM cdp.family_of($1) AS m(profile_id),
+                        LATERAL (SELECT f.* FROM cdp.profiles f WHERE f.profile_id = m.profile_id OFFSET 0) AS f
     ), root AS (
         SELECT f.* FROM family f WHERE f.merged_into IS NULL
     ), activity AS (
@@ -40,7 +47,8 @@ SET search_path = pg_catalog, pg_temp AS $$
                count(DISTINCT e.session_id) AS session_count,
                min(e.event_time) AS first_event,
                max(e.event_time) AS last_event
-        FROM cdp.events e WHERE e.profile_id IN (SELECT f.profile_id FROM family f)
+        FROM family f, LATERAL (SELECT e.session_id, e.event_time FROM cdp.events e
+                                WHERE e.profile_id = f.profile_id OFFSET 0) AS e
     ), last_values AS (
         SELECT DISTINCT ON (kv.key) kv.key, kv.value
         FROM family f, jsonb_each(f.system) kv
@@ -55,7 +63,7 @@ SET search_path = pg_catalog, pg_temp AS $$
         'customer_id', r.customer_id,
         'kind', CASE WHEN r.customer_id IS NULL THEN 'anonymous' ELSE 'customer' END,
         'uids', (SELECT coalesce(jsonb_agg(u.uid ORDER BY u.uid), '[]')
-                 FROM cdp.uids u WHERE u.profile_id IN (SELECT f.profile_id FROM family f)),
+                 FROM family f, LATERAL (SELECT u.uid FROM cdp.uids u WHERE u.profile_id = f.profile_id OFFSET 0) AS u),
         'merged_profiles', (SELECT coalesce(jsonb_agg(f.profile_id ORDER BY f.profile_id), '[]')
                             FROM family f WHERE f.profile_id <> r.profile_id),
         'attributes', (SELECT coalesce(jsonb_object_agg(a.key, a.value), '{}')
@@ -86,8 +94,8 @@ RETURNS TABLE (event_id bigint, uid text, category text, action text, event_time
 LANGUAGE sql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload
-    FROM cdp.events e
-    WHERE e.profile_id IN (SELECT cdp.family_of($1))
+    FROM cdp.family_of($1) AS f(profile_id),
+         LATERAL (SELECT e.* FROM cdp.events e WHERE e.profile_id = f.profile_id OFFSET 0) AS e
     ORDER BY e.event_time, e.event_id
 $$;
 
@@ -158,7 +166,8 @@ SET search_path = pg_catalog, pg_temp AS $$
                                      THEN '{"rule": "first event of the UID"}'::jsonb
                                      ELSE '{"rule": "identified before it had an anonymous profile"}'::jsonb END)
                         END) ORDER BY u.uid), '[]')
-                 FROM cdp.uids u WHERE u.profile_id IN (SELECT cdp.family_of(root.profile_id))),
+                 FROM cdp.family_of(root.profile_id) AS f(profile_id),
+                      LATERAL (SELECT u.* FROM cdp.uids u WHERE u.profile_id = f.profile_id OFFSET 0) AS u),
         'attributes', (SELECT coalesce(jsonb_object_agg(a.key, jsonb_build_object(
                               'value', a.value, 'source', a.source, 'set_at', a.set_at, 'from_profile', a.source_profile)), '{}')
                        FROM cdp.profile_attributes a WHERE a.profile_id = root.profile_id),
@@ -180,7 +189,7 @@ SET search_path = pg_catalog, pg_temp AS $$
     ), family AS (
         SELECT cdp.family_of(c.profile_id) AS profile_id FROM c
     ), family_uids AS (
-        SELECT u.* FROM cdp.uids u WHERE u.profile_id IN (SELECT f.profile_id FROM family f)
+        SELECT u.* FROM family f, LATERAL (SELECT u.* FROM cdp.uids u WHERE u.profile_id = f.profile_id OFFSET 0) AS u
     )
     SELECT jsonb_build_object(
         'customer_id', $1,
@@ -189,11 +198,11 @@ SET search_path = pg_catalog, pg_temp AS $$
         'explain', cdp.explain(c.profile_id),
         'uids', (SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY u.uid), '[]') FROM family_uids u),
         'identifiers', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.kind, i.value, i.profile_id), '[]')
-                        FROM cdp.identifiers i WHERE i.profile_id IN (SELECT f.profile_id FROM family f)),
+                        FROM family f, LATERAL (SELECT i.* FROM cdp.identifiers i WHERE i.profile_id = f.profile_id OFFSET 0) AS i),
         'attributes', (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.profile_id, a.key), '[]')
-                       FROM cdp.profile_attributes a WHERE a.profile_id IN (SELECT f.profile_id FROM family f)),
+                       FROM family f, LATERAL (SELECT a.* FROM cdp.profile_attributes a WHERE a.profile_id = f.profile_id OFFSET 0) AS a),
         'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.event_time, e.event_id), '[]')
-                   FROM cdp.events e WHERE e.profile_id IN (SELECT f.profile_id FROM family f)),
+                   FROM family f, LATERAL (SELECT e.* FROM cdp.events e WHERE e.profile_id = f.profile_id OFFSET 0) AS e),
         'identify_skips', (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.skip_id), '[]')
                            FROM cdp.identify_skips s WHERE s.uid IN (SELECT u.uid FROM family_uids u)),
         'match_suggestions', (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.suggestion_id), '[]')
@@ -209,8 +218,9 @@ SELECT p.profile_id,
        p.customer_id,
        p.identified_at,
        p.created_at,
-       ARRAY(SELECT u.uid FROM cdp.uids u
-             WHERE u.profile_id IN (SELECT cdp.family_of(p.profile_id)) ORDER BY u.uid) AS uids,
+       ARRAY(SELECT u.uid FROM cdp.family_of(p.profile_id) AS f(profile_id),
+                               LATERAL (SELECT u.uid FROM cdp.uids u WHERE u.profile_id = f.profile_id OFFSET 0) AS u
+             ORDER BY u.uid) AS uids,
        ARRAY(SELECT f.profile_id FROM cdp.profiles f
              WHERE f.merged_into = p.profile_id ORDER BY f.profile_id) AS merged_profiles,
        (SELECT coalesce(jsonb_object_agg(a.key, a.value), '{}')
@@ -235,3 +245,19 @@ ALTER FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz) SET plan_ca
 ALTER FUNCTION cdp.track_batch(jsonb) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION cdp.identify(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION cdp.unmerge(bigint, boolean) SET plan_cache_mode = force_generic_plan;
+
+-- No statement of the extension is ever JIT-compiled. They are short OLTP
+-- statements (key lookups, single-row writes) that run in microseconds, and
+-- JIT compilation costs milliseconds per statement: when a generic plan's
+-- estimate crosses jit_above_cost (tables grown but not analyzed yet, right
+-- after a bulk import), every call would compile again, a 26x slowdown. The
+-- setting is pinned on the functions themselves so it covers the statements
+-- they run, foreign-key checks included, whatever the session sets.
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'cdp'::regnamespace AND p.prokind = 'f' LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET jit = off', f);
+    END LOOP;
+END
+$$;

@@ -1,4 +1,5 @@
--- cdp_identity schema: every table, index and read function of the extension.
+-- cdp_identity schema: every table, index and trigger of the extension (the read
+-- functions and views are in read_api.sql).
 --
 -- Security notes
 --  * Every function here and in Rust runs with `search_path = pg_catalog, pg_temp`
@@ -113,6 +114,8 @@ CREATE TABLE cdp.merges (
     undone_by_cascade_of bigint REFERENCES cdp.merges (merge_id)
 );
 CREATE INDEX merges_from_idx ON cdp.merges (from_profile);
+CREATE INDEX merges_into_idx ON cdp.merges (into_profile);
+COMMENT ON TABLE cdp.merges IS 'One row per merge or UID reassignment, with the rule and evidence that caused it';
 CREATE INDEX merges_uid_idx ON cdp.merges (uid) WHERE kind = 'uid_reassigned';
 
 -- Decisions an unmerge remembers: the evidence that merged from_profile into
@@ -126,8 +129,8 @@ CREATE TABLE cdp.merge_blocks (
     blocked_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (from_profile, into_profile, merge_id)
 );
-CREATE INDEX merges_into_idx ON cdp.merges (into_profile);
-COMMENT ON TABLE cdp.merges IS 'One row per merge or UID reassignment, with the rule and evidence that caused it';
+-- identify reads the blocks of its customer on every call
+CREATE INDEX merge_blocks_into_idx ON cdp.merge_blocks (into_profile);
 
 -- Identifiers an event carried that were refused as junk (or as malformed
 -- emails and phones): the event was stored, nobody was identified or merged.

@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""No JIT, no plan flips: every statement the public functions run keeps an
+index plan as the tables grow, and none is ever JIT-compiled.
+
+How: the calls below run with auto_explain (nested statements, JSON plans,
+sent to the client as NOTICEs) in a session where JIT is forced on for every
+statement (jit_above_cost = 0). The test fails when
+  * any statement run inside a public function was JIT-compiled (the
+    functions pin jit = off; a control query in the same session proves JIT
+    is available and would be seen), or
+  * a statement of the hot paths (tracking, identify, the reads, unmerge)
+    plans a sequential scan on one of the extension's tables.
+
+The tables are grown to realistic statistics by loading data (40,000 visitors
+with a device each, 8,000 customers, half of the visitors merged, 2,000
+undone merges, 5,000 erased UIDs, 400,000 events), with autovacuum off, like a fresh install under load or right after a
+bulk import. Three states are checked, each the way a real backend meets it:
+  1. plans made while the tables were empty, kept by the backend and used
+     after the growth (nothing invalidates them until an ANALYZE);
+  2. plans made by a new backend on the grown tables before any ANALYZE
+     (estimates from page counts only: how the JIT cliff happened);
+  3. plans made after ANALYZE.
+Usage: tests/plans.py (needs the test cluster; see scripts/cluster.sh).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+DB = "cdp_plans"
+TABLES = ("profiles", "uids", "events", "identifiers", "profile_attributes", "merges", "merge_blocks",
+          "identify_skips", "match_suggestions", "erasures", "erased_uids")
+
+# Profile ids from 100,001 up, clear of the profiles the first round made.
+GROW = """
+INSERT INTO cdp.profiles (profile_id, customer_id, identified_at, created_at)
+SELECT 100000 + g, 'gc-' || g, now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, 8000) g;
+INSERT INTO cdp.profiles (profile_id, merged_into, merged_at, system, system_at)
+SELECT 108000 + g, CASE WHEN g % 2 = 0 THEN 100001 + g % 8000 END, CASE WHEN g % 2 = 0 THEN now() END,
+       jsonb_build_object('user_agent', 'UA-' || g % 50, 'ip', '10.0.' || g % 200 || '.' || g % 250,
+                          'device_id', 'g-dev-' || g), now() - interval '2 days'
+FROM generate_series(1, 40000) g;
+SELECT setval('cdp.profiles_profile_id_seq', 148000);
+INSERT INTO cdp.uids (uid, profile_id, last_device_id) SELECT 'g-uid-' || g, 108000 + g, 'g-dev-' || g FROM generate_series(1, 40000) g;
+INSERT INTO cdp.identifiers (kind, value, profile_id) SELECT 'device_id', 'g-dev-' || g, 108000 + g FROM generate_series(1, 40000) g;
+INSERT INTO cdp.identifiers (kind, value, profile_id) SELECT 'email', 'g' || g || '@example.com', 100000 + g FROM generate_series(1, 8000) g;
+INSERT INTO cdp.identifiers (kind, value, profile_id) SELECT 'identify_id', 'gc-' || g, 100000 + g FROM generate_series(1, 8000) g;
+INSERT INTO cdp.merges (kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time)
+SELECT 'merge', 108000 + g, 100001 + g % 8000, 'uid', 'g-uid-' || g, 'g-uid-' || g, 'exact', now() - interval '1 day'
+FROM generate_series(2, 40000, 2) g;
+-- operators undid some merges: 2,000 remembered decisions
+INSERT INTO cdp.merges (kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time, undone_at)
+SELECT 'merge', 108000 + g, 100001 + g % 8000, 'device_id', 'g-dev-' || g, 'g-uid-' || g, 'exact', now() - interval '1 day', now()
+FROM generate_series(1, 40000, 20) g;
+INSERT INTO cdp.merge_blocks (from_profile, into_profile, evidence, merge_id)
+SELECT from_profile, into_profile, ARRAY['device_id:' || evidence], merge_id FROM cdp.merges WHERE undone_at IS NOT NULL AND reason = 'device_id';
+INSERT INTO cdp.profile_attributes (profile_id, key, value, set_at, source)
+SELECT 100000 + g, k, to_jsonb('v' || g), now() - interval '1 day', 'identify'
+FROM generate_series(1, 8000) g, unnest(ARRAY['name', 'plan', 'email']) k;
+INSERT INTO cdp.identify_skips (uid, field, value, reason)
+SELECT 'g-uid-' || g, 'attributes.email', 'x', 'not a usable email address' FROM generate_series(1, 40000, 20) g;
+INSERT INTO cdp.erasures (erasure_id, kind, subject_sha256, counts)
+SELECT g, 'uid', md5(g::text), '{}' FROM generate_series(1, 2000) g;
+SELECT setval('cdp.erasures_erasure_id_seq', 2000);
+INSERT INTO cdp.erased_uids (uid_sha256, erasure_id) SELECT encode(sha256(('erased-' || g)::bytea), 'hex'), 1 + g % 2000 FROM generate_series(1, 5000) g;
+INSERT INTO cdp.events (profile_id, uid, category, action, event_time, session_id, message_id, payload)
+SELECT 108001 + g % 40000, 'g-uid-' || (1 + g % 40000), 'pageview', 'view', now() - interval '2 days' + g * interval '10 ms',
+       's' || g / 10, 'gm-' || g, '{"context": {"page_url": "https://shop.example/p"}}'
+FROM generate_series(1, 400000) g;
+"""
+
+SESSION = """
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_analyze = on;
+SET auto_explain.log_timing = off;
+SET auto_explain.log_verbose = on;
+SET auto_explain.log_format = json;
+SET auto_explain.log_level = notice;
+SET jit = on;
+SET jit_above_cost = 0;
+SET jit_inline_above_cost = 0;
+SET jit_optimize_above_cost = 0;
+SET client_min_messages = notice;
+"""
+
+
+def calls(r):
+    """The public calls of one round (r makes new UIDs and customers unique)."""
+    ctx = lambda dev, msg: json.dumps({"context": {"device_id": dev, "message_id": msg, "user_agent": "Mozilla/5.0 Firefox/115.0"}})
+    sign_in = json.dumps({"dims": {"customers": {"customer_id": f"sc-{r}", "email": f"s{r}@example.com", "name": "S"}},
+                          "extra": {"identify_id": f"sc-{r}", "identify_time": "2026-11-30T10:00:00Z"},
+                          "context": {"device_id": f"g-dev-{101 + 2 * r}"}})
+    batch_views = json.dumps([{"uid": f"g-uid-{301 + i}", "category": "pageview", "action": "view",
+                               "payload": {"context": {"device_id": f"g-dev-{301 + i}", "message_id": f"bv-{r}-{i}"}}} for i in range(20)])
+    batch_mixed = json.dumps([
+        {"uid": f"bn-{r}", "category": "pageview", "action": "view", "payload": {"context": {"device_id": f"bn-dev-{r}"}}},
+        {"uid": f"g-uid-{401 + r}", "category": "form", "action": "submit", "payload": {"dims": {"customers": {"email": f"lead{r}@example.com"}}}},
+        {"uid": f"g-uid-{501 + 2 * r}", "category": "user", "action": "sign_in",
+         "payload": {"dims": {"customers": {"customer_id": f"bc-{r}"}}, "context": {"device_id": f"g-dev-{501 + 2 * r}"}}},
+    ])
+    q = lambda s: "'" + s.replace("'", "''") + "'"
+    hot = [
+        ("track_event known UID", f"SELECT cdp.track_event('g-uid-{201 + r}', 'pageview', 'view', {q(ctx(f'g-dev-{201 + r}', f'k-{r}'))})"),
+        ("track_event retry", f"SELECT cdp.track_event('g-uid-{201 + r}', 'pageview', 'view', {q(ctx(f'g-dev-{201 + r}', f'k-{r}'))})"),
+        ("track_event new UID", f"SELECT cdp.track_event('new-{r}', 'pageview', 'view', {q(ctx(f'new-dev-{r}', f'n-{r}'))})"),
+        ("track_event new device", f"SELECT cdp.track_event('g-uid-{211 + r}', 'pageview', 'view', {q(ctx(f'other-dev-{r}', f'o-{r}'))})"),
+        ("track_event lead form", f"SELECT cdp.track_event('g-uid-{221 + r}', 'form', 'submit', '{{\"dims\": {{\"customers\": {{\"phone\": \"+84 90 555 {1000 + r}\"}}}}}}')"),
+        ("track_event sign-in", f"SELECT cdp.track_event('g-uid-{101 + 2 * r}', 'user', 'sign_in', {q(sign_in)})"),
+        ("track_batch page views", f"SELECT cdp.track_batch({q(batch_views)})"),
+        ("track_batch mixed", f"SELECT cdp.track_batch({q(batch_mixed)})"),
+        ("identify new customer", f"SELECT cdp.identify('ni-{r}', 'nc-{r}', '{{\"plan\": \"free\"}}')"),
+        ("identify known customer with merges", f"SELECT cdp.identify('g-uid-{601 + 2 * r}', 'gc-{7000 + r}', '{{\"email\": \"g{7000 + r}@example.com\"}}')"),
+        ("identify repeat", f"SELECT cdp.identify('g-uid-{601 + 2 * r}', 'gc-{7000 + r}')"),
+        ("identify merging a new visitor", f"SELECT cdp.identify('new-{r}', 'nm-{r}')"),
+        ("identify shared browser", f"SELECT cdp.identify('g-uid-{601 + 2 * r}', 'gc-{7100 + r}')"),
+        ("profile_of", f"SELECT cdp.profile_of('g-uid-{701 + r}')"),
+        ("profile", f"SELECT cdp.profile(cdp.profile_of('g-uid-{702 + 2 * r}'))"),
+        ("customer_profile", f"SELECT cdp.customer_profile('gc-{10 + r}')"),
+        ("events_of", f"SELECT count(*) FROM cdp.events_of(cdp.profile_of('g-uid-{704 + 2 * r}'))"),
+        ("root_of / family_of", f"SELECT cdp.root_of(cdp.profile_of('g-uid-{708 + r}')), (SELECT count(*) FROM cdp.family_of(cdp.profile_of('g-uid-{710 + 2 * r}')))"),
+        ("profile_at", f"SELECT cdp.profile_at('g-uid-{706 + 2 * r}', now())"),
+        ("explain", f"SELECT cdp.explain(cdp.profile_of('g-uid-{720 + 2 * r}'))"),
+        ("unmerge", f"SELECT cdp.unmerge((SELECT max(merge_id) FROM cdp.merges WHERE kind = 'merge' AND undone_at IS NULL), cascade => true)"),
+    ]
+    # Not yet on index plans (known, tracked in their own issues): erasure and
+    # export scan events by UID, predicted matching scans anonymous profiles.
+    jit_only = [
+        ("identify predict", f"SELECT cdp.identify('g-uid-{801 + 2 * r}', 'pc-{r}', '{{}}', 'predict')"),
+        ("export_customer", f"SELECT cdp.export_customer('gc-{20 + r}')"),
+        ("forget_uid", f"SELECT cdp.forget_uid('g-uid-{901 + r}')"),
+        ("forget_customer", f"SELECT cdp.forget_customer('gc-{30 + r}')"),
+        ("helpers", "SELECT cdp.md5('a'), cdp.sha256('a'), cdp.normalize_email('A@b.co'), cdp.normalize_phone('+1 415 555 0100'), cdp.junk_reason('null'), cdp.new_uid()"),
+    ]
+    if r == 0:
+        # Round 0 runs on empty tables, before the fixtures exist: other names, so the growth does not collide.
+        rename = lambda sql: sql.replace("gc-", "ec-").replace("g-uid-", "e-uid-").replace("g-dev-", "e-dev-").replace("@example", "@empty.example")
+        hot, jit_only = [(l, rename(q)) for l, q in hot], [(l, rename(q)) for l, q in jit_only]
+    return hot, jit_only
+
+
+def psql(sql, capture=True):
+    env = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
+    out = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", DB], input=sql, text=True,
+                         capture_output=capture, env=env)
+    if out.returncode != 0:
+        sys.exit(f"plans: psql failed: {out.stderr[-3000:]}")
+    return out
+
+
+def explained(script):
+    """Runs the script in one session; returns [(marker, plan json)] in order."""
+    out = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", DB], input=script, text=True,
+                         capture_output=True)
+    if out.returncode != 0:
+        sys.exit(f"plans: a call failed: {out.stderr[-3000:]}")
+    decoder = json.JSONDecoder()
+    found = []
+    text = out.stderr
+    for m in re.finditer(r"NOTICE:  (?:marker (.*)|duration: [0-9.]+ ms  plan:\n)", text):
+        if m.group(1) is not None:
+            found.append((m.group(1), None))
+            continue
+        plan, _ = decoder.raw_decode(text, m.end())
+        found.append((None, plan))
+    return found
+
+
+def nodes(plan):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def round_script(r, hot, jit_only):
+    lines = [SESSION]
+    for label, sql in hot + jit_only:
+        lines.append(f"DO $m$ BEGIN RAISE NOTICE 'marker {label}'; END $m$;")
+        lines.append(sql + ";")
+    lines.append("DO $m$ BEGIN RAISE NOTICE 'marker control'; END $m$;")
+    lines.append("SELECT sum(g) FROM generate_series(1, 1000) g;")
+    return "\n".join(lines)
+
+
+def check(state, found, hot_labels, top_level, failures):
+    label = None
+    jit_seen_in_control = False
+    for marker, plan in found:
+        if marker is not None:
+            label = marker
+            continue
+        text = plan.get("Query Text", "")
+        jit = "JIT" in plan
+        if label == "control":
+            jit_seen_in_control |= jit
+            continue
+        if " ".join(text.split()).rstrip(";") in top_level:
+            continue  # the test's own statement, outside the functions (JIT is forced on in this session)
+        if jit:
+            failures.append(f"{state}: {label}: JIT-compiled: {text.strip()[:160]}")
+        if label in hot_labels:
+            for node in nodes(plan["Plan"]):
+                if node.get("Node Type") == "Seq Scan" and node.get("Schema") == "cdp":
+                    failures.append(f"{state}: {label}: Seq Scan on cdp.{node['Relation Name']} in: {' '.join(text.split())[:200]}")
+    return jit_seen_in_control
+
+
+def main():
+    admin = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres"]
+    env = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
+    subprocess.run(admin + ["-c", f"DROP DATABASE IF EXISTS {DB}", "-c", f"CREATE DATABASE {DB}"], check=True, env=env)
+    psql("CREATE EXTENSION cdp_identity;" + "".join(f"ALTER TABLE cdp.{t} SET (autovacuum_enabled = off);" for t in TABLES))
+    passed = failed = 0
+    states = []
+
+    # State 1: one backend plans on empty tables, the tables grow meanwhile, the same backend goes on.
+    hot0, jit0 = calls(0)
+    hot1, jit1 = calls(1)
+    script = round_script(0, hot0, []) + "\nSET auto_explain.log_min_duration = -1; SET jit = off;\nDO $m$ BEGIN RAISE NOTICE 'marker grown'; END $m$;\n" + GROW + round_script(1, hot1, jit1)
+    found = explained(script)
+    after = found[[i for i, (m, _) in enumerate(found) if m == "grown"][0] + 1:]
+    states.append(("plans kept from empty tables, used on grown ones", after, {h for h, _ in hot1}))
+
+    # State 2: a new backend on grown tables that were never analyzed.
+    hot2, jit2 = calls(2)
+    states.append(("grown tables, no statistics yet", explained(round_script(2, hot2, jit2)), {h for h, _ in hot2}))
+
+    # State 3: after ANALYZE.
+    psql("ANALYZE;")
+    hot3, jit3 = calls(3)
+    states.append(("grown tables, analyzed", explained(round_script(3, hot3, jit3)), {h for h, _ in hot3}))
+
+    top_level = {" ".join(sql.split()) for r in range(4) for part in calls(r) for _, sql in part}
+    for state, found, hot_labels in states:
+        failures = []
+        control = check(state, found, hot_labels, top_level, failures)
+        statements = sum(1 for m, p in found if p is not None)
+        if not control:
+            failures.append(f"{state}: the control query was not JIT-compiled: JIT is unavailable, the test proves nothing")
+        if failures:
+            failed += 1
+            print(f"FAILED {state} ({statements} statements explained):")
+            for f in failures:
+                print("    " + f)
+        else:
+            passed += 1
+            print(f"ok {state}: {statements} statements explained, none JIT-compiled, no sequential scan on the hot paths")
+    subprocess.run(admin + ["-c", f"DROP DATABASE IF EXISTS {DB}"], env=env)
+    print(f"plans: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
