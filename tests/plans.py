@@ -207,7 +207,17 @@ def check(state, found, hot_labels, top_level, failures):
     return jit_seen_in_control
 
 
+def connect_to_test_cluster():
+    """PGHOST/PGPORT/PGUSER of the test cluster (scripts/cluster.sh env)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([os.path.join(root, "scripts", "cluster.sh"), "env"], capture_output=True, text=True, check=True)
+    for assignment in out.stdout.split():
+        name, _, value = assignment.partition("=")
+        os.environ[name] = value
+
+
 def main():
+    connect_to_test_cluster()
     admin = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres"]
     env = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
     subprocess.run(admin + ["-c", f"DROP DATABASE IF EXISTS {DB}", "-c", f"CREATE DATABASE {DB}"], check=True, env=env)
