@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of cdp_identity, installing what is missing first:
+#   0. lint: cargo fmt --check, cargo clippy -D warnings
 #   1. cargo pgrx test: Rust unit tests and #[pg_test] tests inside PostgreSQL
 #   2. SQL scenario tests (tests/sql/*.sql), one fresh database each
 #   3. the concurrency tests: real concurrent connections, then invariants
@@ -30,6 +31,11 @@ tally() {  # tally NAME LOGFILE STATUS [all]: add a stage's "N passed, M failed"
     passed=$((passed + p)); failed=$((failed + f))
     echo "== $1: $p passed, $f failed"
 }
+
+echo "== lint"
+if cargo fmt --check >"$log/fmt" 2>&1; then echo "ok cargo fmt --check"; l1=0; else head -40 "$log/fmt"; l1=1; fi
+if cargo clippy --all-targets -- -D warnings >"$log/clippy" 2>&1; then echo "ok cargo clippy"; l2=0; else grep -E '^(error|warning)' -A8 "$log/clippy" | head -60; l2=1; fi
+echo "lint: $((2 - l1 - l2)) passed, $((l1 + l2)) failed" >"$log/lint"; tally "lint" "$log/lint" 0
 
 echo "== cargo pgrx test"
 if [ "$(id -u)" = 0 ]; then

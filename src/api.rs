@@ -1,20 +1,19 @@
-//! The public SQL functions written in Rust (schema `cdp`). A thin layer:
-//! argument checks, then the domain modules. The read functions (profile,
-//! events_of, views) are plain SQL in `sql/read_api.sql`.
+//! The public SQL functions written in Rust (schema `cdp`). A thin edge: it
+//! builds the validated request (`request`), runs the flow (`ingest`,
+//! `batch`, `identity`, `unmerge`, `erasure`, `review`) and returns its
+//! answer. The read functions (profile, events_of, views) are plain SQL in
+//! `sql/read_api.sql`.
 
 use crate::errors::{CdpError, OrRaise};
-use crate::identity::{self, IdentifyRequest};
-use crate::batch;
-use crate::store;
-use crate::ingest::{self, EventTime, TrackRequest};
-use crate::validate::{self, IdentifyType};
-use crate::{attributes, erasure, identifiers, payload, profiles, suggestions, unmerge};
+use crate::jsonb::JsonbArg;
+use crate::request::{AttributeSource, EventTime, IdentifyRequest, StoredPayload, TrackRequest};
+use crate::store::transaction_start;
+use crate::tables::skips;
+use crate::validate;
+use crate::{batch, erasure, identifiers, identity, ingest, review, unmerge};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use serde_json::Value;
-
-use crate::store::transaction_start;
 
 /// Records one event for a UID and returns the id of the (unified) profile it
 /// was attributed to. See README "cdp.track_event".
@@ -24,15 +23,12 @@ fn track_event(
     uid: Option<&str>,
     category: Option<&str>,
     action: Option<&str>,
-    payload: default!(Option<JsonB>, "'{}'"),
+    payload: default!(Option<JsonbArg>, "'{}'"),
     event_time: default!(Option<TimestampWithTimeZone>, "now()"),
-    fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<i64> {
-    // SAFETY: argument 3 of this call is the jsonb payload.
-    let payload_datum = unsafe { store::jsonb_argument(fcinfo, 3) };
-    let request =
-        TrackRequest::new(uid, category, action, payload.map(|p| p.0), payload_datum, EventTime::At(event_time.unwrap_or_else(transaction_start)))
-            .or_raise();
+    let payload = payload.as_ref().map(StoredPayload::Whole).unwrap_or(StoredPayload::Empty);
+    let at = EventTime::At(event_time.unwrap_or_else(transaction_start));
+    let request = TrackRequest::new(uid, category, action, payload, at).or_raise();
     Spi::connect_mut(|client| ingest::track_event(client, &request).map(|t| t.root))
 }
 
@@ -41,12 +37,10 @@ fn track_event(
 /// counts, the rejected items and the profile id of every item.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn track_batch(events: Option<JsonB>, fcinfo: pg_sys::FunctionCallInfo) -> JsonB {
-    let events = events.map(|e| e.0).unwrap_or_else(|| CdpError::null("events").raise());
-    // SAFETY: argument 0 of this call is the jsonb batch (not NULL: checked above).
-    let batch_datum = unsafe { store::jsonb_argument(fcinfo, 0) }.expect("events is not NULL");
-    let items = batch::read_items(events, transaction_start()).or_raise();
-    JsonB(Spi::connect_mut(|client| batch::track_batch(client, batch_datum, items)).to_json())
+fn track_batch(events: Option<JsonbArg>) -> JsonB {
+    let events = events.unwrap_or_else(|| CdpError::null("events").raise());
+    let items = batch::read_items(&events, transaction_start()).or_raise();
+    JsonB(Spi::connect_mut(|client| batch::track_batch(client, &events, items)).to_json())
 }
 
 /// Assigns a customer id to a UID and merges the person's anonymous profiles
@@ -56,35 +50,23 @@ fn track_batch(events: Option<JsonB>, fcinfo: pg_sys::FunctionCallInfo) -> JsonB
 fn identify(
     uid: Option<&str>,
     customer_id: Option<&str>,
-    attributes: default!(Option<JsonB>, "'{}'"),
+    attributes: default!(Option<JsonbArg>, "'{}'"),
     identify_type: default!(Option<&str>, "'exact'"),
     identify_time: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> i64 {
-    let uid = validate::identifier("uid", uid).or_raise();
-    let customer_id = validate::identifier("customer_id", customer_id).or_raise();
-    if let Some(why) = identifiers::junk_reason(customer_id) {
-        CdpError::invalid(format!("customer_id \"{customer_id}\" cannot identify anybody ({why})"))
-            .with_hint("Pass the real customer id, for example md5 of a normalized email that is present.")
-            .raise();
-    }
-    let identify_type = IdentifyType::parse(identify_type).or_raise();
-    let attributes = match attributes.map(|a| a.0) {
-        None => Default::default(),
-        Some(Value::Object(map)) => attributes::storable(&map),
-        Some(other) => CdpError::invalid(format!("attributes must be a JSON object, not {}", payload::type_name(&other))).raise(),
-    };
-    let request = IdentifyRequest {
+    let request = IdentifyRequest::new(
         uid,
         customer_id,
-        attributes,
+        AttributeSource::Argument(attributes.as_ref()),
         identify_type,
-        identify_time: identify_time.unwrap_or_else(transaction_start),
-        identify_id: None,
-        device_id: None,
-    };
+        identify_time.unwrap_or_else(transaction_start),
+        None,
+        None,
+    )
+    .or_raise();
     Spi::connect_mut(|client| {
         let outcome = identity::identify(client, &request);
-        profiles::record_skips(client, uid, None, &outcome.skips);
+        skips::record(client, &request.uid, None, &outcome.skips);
         outcome.customer
     })
 }
@@ -123,7 +105,7 @@ fn forget_uid(uid: Option<&str>) -> JsonB {
 #[search_path(pg_catalog, pg_temp)]
 fn accept_suggestion(suggestion_id: Option<i64>) -> JsonB {
     let id = suggestion_id.unwrap_or_else(|| CdpError::null("suggestion_id").raise());
-    JsonB(Spi::connect_mut(|client| suggestions::accept(client, id)).or_raise())
+    JsonB(Spi::connect_mut(|client| review::accept(client, id)).or_raise())
 }
 
 /// Rejects a predicted match: the pair is not suggested or predicted again.
@@ -131,7 +113,7 @@ fn accept_suggestion(suggestion_id: Option<i64>) -> JsonB {
 #[search_path(pg_catalog, pg_temp)]
 fn reject_suggestion(suggestion_id: Option<i64>) -> JsonB {
     let id = suggestion_id.unwrap_or_else(|| CdpError::null("suggestion_id").raise());
-    JsonB(Spi::connect_mut(|client| suggestions::reject(client, id)).or_raise())
+    JsonB(Spi::connect_mut(|client| review::reject(client, id)).or_raise())
 }
 
 /// Lowercase hex MD5 of the text, as the SDK's `md5(email)`.

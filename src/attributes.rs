@@ -1,10 +1,58 @@
 //! Customer, custom and system user attributes: which values an event or an
-//! identify contributes. Pure Rust; `profiles` stores them.
+//! identify contributes. `tables::profile_attributes` stores them.
+//!
+//! User attributes stay jsonb from end to end: the objects the caller sent
+//! are combined into one jsonb object in place (no text round trip), so
+//! every value is stored exactly as sent (`1.10` stays `1.10`).
 
 use crate::identifiers::{junk_reason, normalize_email, normalize_phone};
+use crate::jsonb::{Container, Value as JsonbValue};
 use crate::payload::Context;
 use crate::useragent;
+use pgrx::pg_sys;
 use serde_json::{Map, Value};
+
+/// The system-relevant fields of an event's context as sent: what decides
+/// whether an event changes its profile's system attributes. The derived
+/// ones (browser, os, device type) are functions of the user agent, so an
+/// event whose raw fields all match the stored ones changes nothing, and the
+/// user agent is only parsed when something changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SystemFields {
+    pub user_agent: Option<String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    pub ip: Option<String>,
+    pub screen: Option<String>,
+    pub device_id: Option<String>,
+}
+
+impl SystemFields {
+    pub fn of(ctx: &Context) -> Self {
+        let some = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+        SystemFields {
+            user_agent: some(&ctx.user_agent),
+            locale: some(&ctx.locale),
+            timezone: some(&ctx.timezone),
+            ip: some(&ctx.ip),
+            screen: some(&ctx.screen),
+            device_id: some(&ctx.device_id),
+        }
+    }
+
+    /// Whether every field this event has equals the stored one (fields the
+    /// event lacks do not matter). The hot-path statement in
+    /// `tables::events` checks the same rule in SQL.
+    pub fn contained_in(&self, stored: &SystemFields) -> bool {
+        let same = |ours: &Option<String>, theirs: &Option<String>| ours.is_none() || ours == theirs;
+        same(&self.user_agent, &stored.user_agent)
+            && same(&self.locale, &stored.locale)
+            && same(&self.timezone, &stored.timezone)
+            && same(&self.ip, &stored.ip)
+            && same(&self.screen, &stored.screen)
+            && same(&self.device_id, &stored.device_id)
+    }
+}
 
 /// System user attributes derived from an event's context.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -16,8 +64,9 @@ pub struct SystemAttributes {
 }
 
 pub fn system_attributes(ctx: &Context) -> SystemAttributes {
+    let fields = SystemFields::of(ctx);
     let mut last = Map::new();
-    if let Some(ua) = ctx.user_agent.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(ua) = fields.user_agent.as_deref() {
         let parsed = useragent::parse(ua);
         last.insert("user_agent".into(), ua.into());
         last.insert("browser".into(), parsed.browser.into());
@@ -27,28 +76,76 @@ pub fn system_attributes(ctx: &Context) -> SystemAttributes {
         last.insert("os".into(), parsed.os.into());
         last.insert("device_type".into(), parsed.device_type.into());
     }
-    for (key, value) in [("locale", &ctx.locale), ("timezone", &ctx.timezone), ("ip", &ctx.ip), ("screen", &ctx.screen), ("device_id", &ctx.device_id)] {
-        if let Some(v) = value.as_deref().filter(|s| !s.is_empty()) {
-            last.insert(key.into(), v.into());
+    for (key, value) in [
+        ("locale", &fields.locale),
+        ("timezone", &fields.timezone),
+        ("ip", &fields.ip),
+        ("screen", &fields.screen),
+        ("device_id", &fields.device_id),
+    ] {
+        if let Some(v) = value {
+            last.insert(key.into(), v.as_str().into());
         }
     }
+    SystemAttributes { last, first: first_touch(ctx) }
+}
+
+/// First-touch attributes of an event (first page, first referrer).
+pub fn first_touch(ctx: &Context) -> Map<String, Value> {
     let mut first = Map::new();
     for (key, value) in [("first_page_url", &ctx.page_url), ("first_referrer", &ctx.referrer), ("first_page_title", &ctx.page_title)] {
         if let Some(v) = value.as_deref().filter(|s| !s.is_empty()) {
             first.insert(key.into(), v.into());
         }
     }
-    SystemAttributes { last, first }
+    first
 }
 
-/// User attributes worth storing: JSON nulls mean "unknown" and never erase a
-/// stored value; `customer_id` is the identity, not an attribute.
-pub fn storable(attributes: &Map<String, Value>) -> Map<String, Value> {
-    attributes
-        .iter()
-        .filter(|(k, v)| !v.is_null() && k.as_str() != "customer_id" && !k.is_empty())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+/// User attributes worth storing, as one jsonb object: JSON nulls mean
+/// "unknown" and never erase a stored value; `customer_id` is the identity,
+/// not an attribute; an empty key is dropped. Later sources win per key.
+#[derive(Clone, Copy)]
+pub struct Attributes {
+    /// A jsonb object datum (owned by the current call); None when empty.
+    datum: Option<pg_sys::Datum>,
+}
+
+impl Attributes {
+    pub fn none() -> Self {
+        Attributes { datum: None }
+    }
+
+    pub fn from_sources(sources: &[Container<'_>]) -> Self {
+        let pairs: Vec<(&[u8], JsonbValue<'_>)> =
+            sources.iter().flat_map(|c| c.entries()).filter(|(k, v)| !v.is_null() && !k.is_empty() && *k != b"customer_id").collect();
+        if pairs.is_empty() {
+            return Attributes::none();
+        }
+        Attributes { datum: Some(crate::jsonb::object_datum(&pairs)) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.datum.is_none()
+    }
+
+    /// The jsonb object, for a statement.
+    pub fn datum(&self) -> Option<pg_sys::Datum> {
+        self.datum
+    }
+
+    fn container(&self) -> Option<Container<'_>> {
+        // SAFETY: the datum is a jsonb object built by `object_datum`.
+        self.datum.map(|d| unsafe { Container::of_datum(d) })
+    }
+
+    /// The text of one attribute (a string or a number).
+    pub fn text(&self, key: &str) -> Option<String> {
+        match self.container()?.get(key)? {
+            v @ JsonbValue::String(_) => v.as_text().map(|t| t.into_owned()),
+            JsonbValue::Number(n) => Some(n.text()),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,13 +163,14 @@ pub struct Skip {
 
 /// Normalized email and phone identifiers among the attributes, and the
 /// values that could not be used (recorded as skips).
-pub fn contact_identifiers(attributes: &Map<String, Value>) -> (Vec<Identifier>, Vec<Skip>) {
+pub fn contact_identifiers(attributes: &Attributes) -> (Vec<Identifier>, Vec<Skip>) {
     let mut found = Vec::new();
     let mut skipped = Vec::new();
-    let checks: [(&'static str, fn(&str) -> Option<String>, &str); 2] =
+    type Normalizer = fn(&str) -> Option<String>;
+    let checks: [(&'static str, Normalizer, &str); 2] =
         [("email", normalize_email, "not a usable email address"), ("phone", normalize_phone, "not a usable phone number")];
     for (kind, normalize, why) in checks {
-        let Some(raw) = attributes.get(kind).and_then(text_of) else { continue };
+        let Some(raw) = attributes.text(kind) else { continue };
         match normalize(&raw) {
             Some(value) => found.push(Identifier { kind, value }),
             None => skipped.push(Skip {
@@ -83,14 +181,6 @@ pub fn contact_identifiers(attributes: &Map<String, Value>) -> (Vec<Identifier>,
         }
     }
     (found, skipped)
-}
-
-fn text_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -117,18 +207,16 @@ mod tests {
     }
 
     #[test]
-    fn contacts_are_normalized_or_skipped() {
-        let attrs = json!({"email": " Ann@Example.com", "phone": "undefined", "name": "Ann"});
-        let (found, skipped) = contact_identifiers(attrs.as_object().unwrap());
-        assert_eq!(found, vec![Identifier { kind: "email", value: "ann@example.com".into() }]);
-        assert_eq!(skipped.len(), 1);
-        assert_eq!(skipped[0].field, "attributes.phone");
-        assert_eq!(skipped[0].reason, "placeholder value");
-    }
-
-    #[test]
-    fn nulls_are_not_stored() {
-        let attrs = json!({"name": null, "plan": "pro", "customer_id": "x"});
-        assert_eq!(storable(attrs.as_object().unwrap()), json!({"plan": "pro"}).as_object().unwrap().clone());
+    fn system_fields_decide_whether_anything_changed() {
+        let stored = SystemFields { user_agent: Some("UA".into()), locale: Some("en".into()), ..Default::default() };
+        let same_ua = SystemFields { user_agent: Some("UA".into()), ..Default::default() };
+        let new_ip = SystemFields { user_agent: Some("UA".into()), ip: Some("10.0.0.1".into()), ..Default::default() };
+        let other_ua = SystemFields { user_agent: Some("UA2".into()), ..Default::default() };
+        assert!(SystemFields::default().contained_in(&stored), "no context: nothing changes");
+        assert!(same_ua.contained_in(&stored), "fields the event lacks do not matter");
+        assert!(!new_ip.contained_in(&stored), "a field seen for the first time is a change");
+        assert!(!other_ua.contained_in(&stored), "a different value is a change");
+        let empty = Context { user_agent: Some(String::new()), ..Default::default() };
+        assert_eq!(SystemFields::of(&empty), SystemFields::default(), "empty strings are no value");
     }
 }

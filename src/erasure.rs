@@ -1,18 +1,22 @@
 //! Erasure of a person (`cdp.forget_customer`, `cdp.forget_uid`): every row
-//! of theirs goes, in one statement; what stays is a record with the SHA-256
-//! of the subject and the counts, and the SHA-256 of each erased UID so that
-//! events still arriving for it are suppressed.
+//! of theirs goes, in one statement (the one statement that deletes from
+//! every table, so an erasure is all or nothing and reports its counts);
+//! what stays is a record with the SHA-256 of the subject and the counts,
+//! and the suppression of each erased UID (`identity::suppression`) so that
+//! events still arriving for it are not stored.
 
 use crate::errors::{CdpError, CdpResult};
 use crate::identifiers::sha256_hex;
-use crate::store::{exec, first_value, lock_identity_exclusive};
+use crate::identity::suppression;
+use crate::store::{exec, lock_identity_exclusive};
+use crate::tables::{profiles, uids};
 use pgrx::spi::SpiClient;
 use pgrx::JsonB;
 use serde_json::Value;
-
 /// Deletes the profiles in `$1` (with everything on them), the events of the
 /// UIDs in `$2` wherever they are, and every decision, block and skip that
-/// mentions them; records the erasure. `$3` kind, `$4` subject hash.
+/// mentions them; records the erasure (`$3` kind, `$4` subject hash) and
+/// returns it with the erased UIDs.
 const ERASE: &str = "
     WITH doomed_profiles AS (SELECT pg_catalog.unnest($1::bigint[]) AS profile_id),
          doomed_uids AS (
@@ -75,14 +79,10 @@ const ERASE: &str = "
          ),
          erasure AS (
              INSERT INTO cdp.erasures (kind, subject_sha256, counts) SELECT $3, $4, c FROM counts RETURNING erasure_id, counts
-         ),
-         suppressed AS (
-             INSERT INTO cdp.erased_uids (uid_sha256, erasure_id)
-             SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(d.uid, 'UTF8')), 'hex'), erasure.erasure_id
-             FROM doomed_uids d, erasure
-             ON CONFLICT (uid_sha256) DO UPDATE SET erasure_id = excluded.erasure_id
          )
-    SELECT erasure.counts OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('erasure_id', erasure.erasure_id)
+    SELECT erasure.erasure_id,
+           erasure.counts OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('erasure_id', erasure.erasure_id) AS report,
+           ARRAY(SELECT d.uid FROM doomed_uids d) AS uids
     FROM erasure";
 
 /// An erasure must not miss an event that is being appended at the same
@@ -97,27 +97,17 @@ fn lock_for_erasure(client: &mut SpiClient<'_>) {
 }
 
 fn erase(client: &mut SpiClient<'_>, profiles: Vec<i64>, uids: Vec<String>, kind: &str, subject: &str) -> Value {
-    first_value::<JsonB>(exec(
-        client,
-        ERASE,
-        &[profiles.into(), uids.into(), kind.into(), sha256_hex(subject).into()],
-    ))
-    .map(|j| j.0)
-    .unwrap_or(Value::Null)
+    let row = exec(client, ERASE, &[profiles.into(), uids.into(), kind.into(), sha256_hex(subject).into()]).one();
+    let erased: Vec<String> = row.value("uids");
+    suppression::suppress(client, &erased, row.value("erasure_id"));
+    row.value::<JsonB>("report").0
 }
 
 /// Erases a customer: the customer profile, every profile merged into it,
 /// their UIDs, events, identifiers, attributes, decisions and skips.
 pub fn forget_customer(client: &mut SpiClient<'_>, customer_id: &str) -> CdpResult<Value> {
     lock_for_erasure(client);
-    let family: Vec<i64> = exec(
-        client,
-        "SELECT f.profile_id FROM cdp.profiles c JOIN cdp.profiles f ON f.profile_id = c.profile_id OR f.merged_into = c.profile_id
-         WHERE c.customer_id = $1",
-        &[customer_id.into()],
-    )
-    .filter_map(|row| crate::store::column::<i64>(&row, 1))
-    .collect();
+    let family = profiles::family_of_customer(client, customer_id);
     if family.is_empty() {
         return Err(CdpError::invalid(format!("customer \"{customer_id}\" is unknown")));
     }
@@ -129,38 +119,9 @@ pub fn forget_customer(client: &mut SpiClient<'_>, customer_id: &str) -> CdpResu
 /// name it. A customer it belongs to directly keeps the rest of its data.
 pub fn forget_uid(client: &mut SpiClient<'_>, uid: &str) -> CdpResult<Value> {
     lock_for_erasure(client);
-    let own: Option<(i64, bool)> = {
-        let table = exec(
-            client,
-            "SELECT p.profile_id, p.customer_id IS NOT NULL FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id
-             WHERE u.uid = $1",
-            &[uid.into()],
-        );
-        if table.is_empty() {
-            None
-        } else {
-            let row = table.first();
-            Some((row.get::<i64>(1).ok().flatten().unwrap_or(0), row.get::<bool>(2).ok().flatten().unwrap_or(true)))
-        }
-    };
-    let Some((profile, is_customer)) = own else {
+    let Some(state) = uids::resolve(client, uid) else {
         return Err(CdpError::invalid(format!("UID \"{uid}\" is unknown")));
     };
-    let profiles = if is_customer { Vec::new() } else { vec![profile] };
+    let profiles = if profiles::is_customer(client, state.own_profile) { Vec::new() } else { vec![state.own_profile] };
     Ok(erase(client, profiles, vec![uid.to_string()], "uid", uid))
-}
-
-/// Whether events of this UID are suppressed by an erasure.
-pub fn is_suppressed(client: &mut SpiClient<'_>, uid: &str) -> bool {
-    first_value::<bool>(exec(
-        client,
-        "SELECT EXISTS (SELECT FROM cdp.erased_uids WHERE uid_sha256 = $1)",
-        &[sha256_hex(uid).into()],
-    ))
-    .unwrap_or(false)
-}
-
-/// A new identify of an erased UID is a new decision: its events count again.
-pub fn lift_suppression(client: &mut SpiClient<'_>, uid: &str) {
-    exec(client, "DELETE FROM cdp.erased_uids WHERE uid_sha256 = $1", &[sha256_hex(uid).into()]);
 }

@@ -25,19 +25,53 @@ fn hex(bytes: &[u8]) -> String {
 /// Placeholder values that SDKs and forms send when the real value is
 /// missing. Compared after trimming and lowercasing.
 const JUNK_VALUES: &[&str] = &[
-    "", "null", "undefined", "none", "nan", "nil", "0", "-1", "true", "false",
-    "anonymous", "anon", "guest", "unknown", "[object object]", "[object undefined]",
-    "[object null]", "object", "n/a", "na", "not set", "(not set)", "not_set", "unset",
-    "empty", "blank", "missing", "default", "void", "(null)", "<null>", "{}", "[]",
-    "\"\"", "''", "no", "yes", "test", "user", "customer", "email", "phone",
+    "",
+    "null",
+    "undefined",
+    "none",
+    "nan",
+    "nil",
+    "0",
+    "-1",
+    "true",
+    "false",
+    "anonymous",
+    "anon",
+    "guest",
+    "unknown",
+    "[object object]",
+    "[object undefined]",
+    "[object null]",
+    "object",
+    "n/a",
+    "na",
+    "not set",
+    "(not set)",
+    "not_set",
+    "unset",
+    "empty",
+    "blank",
+    "missing",
+    "default",
+    "void",
+    "(null)",
+    "<null>",
+    "{}",
+    "[]",
+    "\"\"",
+    "''",
+    "no",
+    "yes",
+    "test",
+    "user",
+    "customer",
+    "email",
+    "phone",
 ];
 
 /// What `md5(x)` / `sha256(x)` give when the SDK hashes a missing value.
 static JUNK_HASHES: LazyLock<HashSet<String>> = LazyLock::new(|| {
-    ["", "undefined", "null", "[object Object]", "none", "nan"]
-        .iter()
-        .flat_map(|v| [md5_hex(v), sha256_hex(v)])
-        .collect()
+    ["", "undefined", "null", "[object Object]", "none", "nan"].iter().flat_map(|v| [md5_hex(v), sha256_hex(v)]).collect()
 });
 
 /// Why a value cannot identify anybody, or None when it can.
@@ -116,24 +150,38 @@ mod tests {
     #[test]
     fn hashes_are_lowercase_hex() {
         assert_eq!(md5_hex("hello"), "5d41402abc4b2a76b9719d911017c592");
-        assert_eq!(
-            sha256_hex("hello"),
-            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        );
+        assert_eq!(sha256_hex("hello"), "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
         assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(
-            sha256_hex(""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 
     #[test]
     fn junk_values_are_refused() {
         for v in [
-            "", "  ", "null", "NULL", "Undefined", "none", "NaN", "0", "-1", "true", "FALSE",
-            "anonymous", "Guest", "unknown", "[object Object]", "000", "0-0-0", "---",
-            "d41d8cd98f00b204e9800998ecf8427e", "D41D8CD98F00B204E9800998ECF8427E",
-            &md5_hex("undefined"), &md5_hex("null"), &sha256_hex(""), &sha256_hex("undefined"),
+            "",
+            "  ",
+            "null",
+            "NULL",
+            "Undefined",
+            "none",
+            "NaN",
+            "0",
+            "-1",
+            "true",
+            "FALSE",
+            "anonymous",
+            "Guest",
+            "unknown",
+            "[object Object]",
+            "000",
+            "0-0-0",
+            "---",
+            "d41d8cd98f00b204e9800998ecf8427e",
+            "D41D8CD98F00B204E9800998ECF8427E",
+            &md5_hex("undefined"),
+            &md5_hex("null"),
+            &sha256_hex(""),
+            &sha256_hex("undefined"),
             &sha256_hex("null"),
         ] {
             assert!(junk_reason(v).is_some(), "{v:?} should be junk");
@@ -149,8 +197,7 @@ mod tests {
         assert_eq!(normalize_email("j.o.e+news@GMail.com").as_deref(), Some("joe@gmail.com"));
         assert_eq!(normalize_email("joe@googlemail.com").as_deref(), Some("joe@gmail.com"));
         assert_eq!(normalize_email("ann+x@example.com").as_deref(), Some("ann+x@example.com"));
-        for bad in ["", "ann", "ann@", "@example.com", "ann@example", "a b@example.com",
-                    "undefined@example.com", "ann@@example.com"] {
+        for bad in ["", "ann", "ann@", "@example.com", "ann@example", "a b@example.com", "undefined@example.com", "ann@@example.com"] {
             assert_eq!(normalize_email(bad), None, "{bad:?}");
         }
     }

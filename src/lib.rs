@@ -1,11 +1,22 @@
 //! cdp_identity: customer-data-platform user tracking and identity merging
 //! inside PostgreSQL.
 //!
-//! Layout: pure domain modules (no database access) for validation, payload
-//! reading, identifiers, user agents, attributes and time parsing; database
-//! modules for profiles, identity resolution and ingestion on top of the SPI
-//! edge in `store`; `api` holds the `#[pg_extern]` functions. The schema and
-//! the SQL read functions are in `sql/`.
+//! Layers, each using only the ones below it:
+//! - `api`: the `#[pg_extern]` functions, a thin edge;
+//! - flows: `ingest` (track_event), `batch` (track_batch), `identity`
+//!   (identify and merging, with what may stop a merge: `identity::blocks`,
+//!   `identity::suppression`), `unmerge`, `erasure`, `review` (suggestions);
+//! - `tables`: one module per table, owning its statements;
+//! - `request`: validated requests (every input check happens here, before
+//!   anything is read or written);
+//! - pure domain modules: `payload` (the SDK payload), `attributes`,
+//!   `identifiers` (hashing, normalization, junk), `useragent`, `timeparse`,
+//!   `validate`, `predict` (Fellegi-Sunter scoring);
+//! - the edges to PostgreSQL: `store` (SPI: kept plans, reading rows, the
+//!   identity lock), `jsonb` (reading jsonb in place), `errors`
+//!   (SQLSTATEs), `settings` (GUCs).
+//!
+//! The schema and the SQL read functions are in `sql/`.
 
 use pgrx::prelude::*;
 
@@ -17,12 +28,14 @@ mod errors;
 mod identifiers;
 mod identity;
 mod ingest;
+mod jsonb;
 mod payload;
 mod predict;
-mod profiles;
+mod request;
+mod review;
 mod settings;
 mod store;
-mod suggestions;
+mod tables;
 mod timeparse;
 mod unmerge;
 mod useragent;

@@ -1,5 +1,6 @@
-//! Settings (GUCs) of the extension. They can be set per session, per role,
-//! per database or in postgresql.conf.
+//! Settings (GUCs) of the extension. The `cdp.` prefix is reserved: a
+//! misspelt setting is an error. Most can be set per session, per role, per
+//! database or in postgresql.conf; `cdp.default_timezone` only by a superuser.
 
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
@@ -8,8 +9,8 @@ use std::ffi::CString;
 /// `context.device_id` (a browser that lost its UID cookie).
 pub static DEVICE_LINKING: GucSetting<bool> = GucSetting::<bool>::new(true);
 
-/// Largest accepted event payload: bytes of the stored jsonb (of the JSON
-/// text for a batch item).
+/// Largest accepted event payload: bytes of the stored jsonb (a batch
+/// item's payload likewise).
 pub static MAX_PAYLOAD_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 
 /// Most anonymous profiles one identify merges (a public computer must not
@@ -95,6 +96,10 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::UNIT_BYTE,
     );
+    // A misspelt cdp.* setting (SET cdp.max_payload_byte = ...) is an error,
+    // not a silently ignored placeholder.
+    // SAFETY: called once from _PG_init with a static C string.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"cdp".as_ptr()) };
 }
 
 pub fn device_linking() -> bool {

@@ -107,9 +107,7 @@ pub fn instant(field: &str, value: &TimeValue, zone: impl FnOnce() -> CdpResult<
         TimeValue::Text(t) => t.trim().to_string(),
         TimeValue::EpochMillis(ms) => ms.to_string(),
     };
-    let out_of_range = || {
-        CdpError::new(ErrorKind::DatetimeOverflow, format!("{field} \"{}\" is out of range", shown()))
-    };
+    let out_of_range = || CdpError::new(ErrorKind::DatetimeOverflow, format!("{field} \"{}\" is out of range", shown()));
     let micros = match value {
         TimeValue::EpochMillis(ms) => {
             let micros = (ms * 1000.0).round();
@@ -181,7 +179,15 @@ fn parse_inner(s: &str) -> Option<ParsedTime> {
         }
         rest = &frac[digits..];
     }
-    if year == 0 || month == 0 || month > 12 || day == 0 || day > days_in_month(year as i32, month) || hour > 23 || minute > 59 || second > 59 {
+    if year == 0
+        || month == 0
+        || month > 12
+        || day == 0
+        || day > days_in_month(year as i32, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
         return None;
     }
     let offset_seconds = match rest {
@@ -292,7 +298,9 @@ mod tests {
     #[test]
     fn sdk_local_form_is_read_in_the_zone_given() {
         match parse("t", "2026-11-30 17:15:09.25").unwrap() {
-            ParsedTime::Local(w) => assert_eq!((w.year, w.month, w.day, w.hour, w.minute, w.second, w.micros), (2026, 11, 30, 17, 15, 9, 250_000)),
+            ParsedTime::Local(w) => {
+                assert_eq!((w.year, w.month, w.day, w.hour, w.minute, w.second, w.micros), (2026, 11, 30, 17, 15, 9, 250_000))
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(at("2026-11-30 17:15:09", "Asia/Ho_Chi_Minh").unwrap(), utc(2026, 11, 30, 10, 15, 9, 0));
@@ -338,10 +346,24 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_with_22007() {
-        for bad in ["", "now", "epoch", "yesterday", "2026-13-01 00:00:00", "2026-02-30 10:00:00",
-                    "2026-11-30", "2026-11-30T25:00:00Z", "2026-11-30T10:00:00+7", "2026-11-30T10:00:00 UTC",
-                    "30/11/2026 10:00:00", "2026-11-30T10:00:00.", "0000-01-01 00:00:00",
-                    "2026-11-30T10:00:60Z", "2026-11-30T10:00:00+07:0", "2026-11-30T10:00:00+0:700"] {
+        for bad in [
+            "",
+            "now",
+            "epoch",
+            "yesterday",
+            "2026-13-01 00:00:00",
+            "2026-02-30 10:00:00",
+            "2026-11-30",
+            "2026-11-30T25:00:00Z",
+            "2026-11-30T10:00:00+7",
+            "2026-11-30T10:00:00 UTC",
+            "30/11/2026 10:00:00",
+            "2026-11-30T10:00:00.",
+            "0000-01-01 00:00:00",
+            "2026-11-30T10:00:60Z",
+            "2026-11-30T10:00:00+07:0",
+            "2026-11-30T10:00:00+0:700",
+        ] {
             assert_eq!(parse("t", bad).unwrap_err().sqlstate(), "22007", "{bad:?}");
         }
     }

@@ -91,35 +91,48 @@ mod tests {
 
     fn check(ua: &str, browser: &str, version: Option<&str>, os: &str, device: &str) {
         let got = parse(ua);
-        assert_eq!(
-            (got.browser, got.browser_version.as_deref(), got.os, got.device_type),
-            (browser, version, os, device),
-            "{ua}"
-        );
+        assert_eq!((got.browser, got.browser_version.as_deref(), got.os, got.device_type), (browser, version, os, device), "{ua}");
     }
 
     #[test]
     fn common_user_agents() {
-        check("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
-              "Chrome", Some("120"), "Windows", "desktop");
+        check(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+            "Chrome",
+            Some("120"),
+            "Windows",
+            "desktop",
+        );
         check("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91",
               "Edge", Some("120"), "Windows", "desktop");
         check("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
               "Safari", Some("17"), "iOS", "mobile");
-        check("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/119.0 Mobile/15E148 Safari/604.1",
-              "Chrome", Some("119"), "iOS", "tablet");
-        check("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
-              "Chrome", Some("120"), "Android", "mobile");
+        check(
+            "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/119.0 Mobile/15E148 Safari/604.1",
+            "Chrome",
+            Some("119"),
+            "iOS",
+            "tablet",
+        );
+        check(
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+            "Chrome",
+            Some("120"),
+            "Android",
+            "mobile",
+        );
         check("Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/23.0 Chrome/115.0.0.0 Safari/537.36",
               "Samsung Internet", Some("23"), "Android", "tablet");
-        check("Mozilla/5.0 (Macintosh; Intel Mac OS X 14.1; rv:120.0) Gecko/20100101 Firefox/120.0",
-              "Firefox", Some("120"), "macOS", "desktop");
-        check("Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0",
-              "Firefox", Some("115"), "Linux", "desktop");
-        check("Mozilla/5.0 (Windows NT 6.1; Trident/7.0; rv:11.0) like Gecko",
-              "Internet Explorer", Some("11"), "Windows", "desktop");
-        check("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-              "Other", None, "Other", "bot");
+        check(
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.1; rv:120.0) Gecko/20100101 Firefox/120.0",
+            "Firefox",
+            Some("120"),
+            "macOS",
+            "desktop",
+        );
+        check("Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0", "Firefox", Some("115"), "Linux", "desktop");
+        check("Mozilla/5.0 (Windows NT 6.1; Trident/7.0; rv:11.0) like Gecko", "Internet Explorer", Some("11"), "Windows", "desktop");
+        check("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "Other", None, "Other", "bot");
         check("", "Other", None, "Other", "desktop");
     }
 }

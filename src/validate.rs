@@ -30,10 +30,7 @@ fn check_length_and_controls(field: &str, value: &str) -> CdpResult<()> {
         ));
     }
     if let Some(c) = value.chars().find(|c| c.is_control()) {
-        return Err(CdpError::invalid(format!(
-            "{field} contains the control character U+{:04X}",
-            c as u32
-        )));
+        return Err(CdpError::invalid(format!("{field} contains the control character U+{:04X}", c as u32)));
     }
     Ok(())
 }
@@ -51,9 +48,7 @@ impl IdentifyType {
         match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
             None | Some("exact") => Ok(IdentifyType::Exact),
             Some("predict") => Ok(IdentifyType::Predict),
-            Some(other) => Err(CdpError::invalid(format!(
-                "identify_type \"{other}\" is unknown; use 'exact' or 'predict'"
-            ))),
+            Some(other) => Err(CdpError::invalid(format!("identify_type \"{other}\" is unknown; use 'exact' or 'predict'"))),
         }
     }
 

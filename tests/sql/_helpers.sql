@@ -16,17 +16,25 @@ $$;
 CREATE FUNCTION t.ok(condition boolean, label text) RETURNS void
 LANGUAGE sql AS $$ SELECT t.eq(condition, true, label) $$;
 
--- Row counts of every table of the extension, to prove a failed call wrote nothing.
+-- Row counts of every table of the extension (found in the catalog, so a new
+-- table is counted too), to prove a failed call wrote nothing.
 CREATE FUNCTION t.row_counts() RETURNS jsonb
-LANGUAGE sql AS $$
-    SELECT jsonb_build_object(
-        'profiles', (SELECT count(*) FROM cdp.profiles),
-        'uids', (SELECT count(*) FROM cdp.uids),
-        'events', (SELECT count(*) FROM cdp.events),
-        'identifiers', (SELECT count(*) FROM cdp.identifiers),
-        'profile_attributes', (SELECT count(*) FROM cdp.profile_attributes),
-        'merges', (SELECT count(*) FROM cdp.merges),
-        'identify_skips', (SELECT count(*) FROM cdp.identify_skips))
+LANGUAGE plpgsql AS $$
+DECLARE
+    counts jsonb := '{}';
+    n bigint;
+    tbl record;
+BEGIN
+    FOR tbl IN SELECT c.oid::regclass AS rel, c.relname FROM pg_class c
+               WHERE c.relnamespace = 'cdp'::regnamespace AND c.relkind = 'r' ORDER BY c.relname LOOP
+        EXECUTE format('SELECT count(*) FROM %s', tbl.rel) INTO n;
+        counts := counts || jsonb_build_object(tbl.relname, n);
+    END LOOP;
+    IF counts = '{}' THEN
+        RAISE EXCEPTION 'FAILED: t.row_counts found no table of the extension';
+    END IF;
+    RETURN counts;
+END
 $$;
 
 -- Fails unless the statement raises the SQLSTATE (and, if given, a message

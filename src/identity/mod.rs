@@ -1,0 +1,160 @@
+//! Identity resolution and merging: what `cdp.identify` (and an identifying
+//! event) does, and what may stop a merge:
+//! - `blocks`: decisions an unmerge remembers (the same evidence does not
+//!   merge the same profiles again);
+//! - `suppression`: UIDs whose events an erasure suppresses;
+//! - the merge cap (`cdp.max_merges_per_identify`);
+//! - a profile already belonging to a customer is never taken, and two
+//!   customers are never merged.
+//!
+//! Concurrency: an identify holds the identity lock exclusively (see
+//! `store`), so identity decisions never interleave, and events that change
+//! profiles wait for it (events that only append do not). The profiles it
+//! merges are also locked and re-checked, in ascending id order. The request
+//! was checked before (`request::IdentifyRequest`): nothing here fails on input.
+
+pub mod blocks;
+pub mod suppression;
+
+use crate::attributes::{Identifier, Skip};
+use crate::predict;
+use crate::request::IdentifyRequest;
+use crate::settings::{self, PredictSettings};
+use crate::store::lock_identity_exclusive;
+use crate::tables::merges::{self, Decision, Reason};
+use crate::tables::{identifiers, profile_attributes, profiles, suggestions, uids};
+use crate::validate::IdentifyType;
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::spi::SpiClient;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub struct IdentifyOutcome {
+    pub customer: i64,
+    /// Identifier values that were refused, and profiles over the merge cap.
+    pub skips: Vec<Skip>,
+    /// The anonymous profiles merged into the customer.
+    pub merged: Vec<i64>,
+}
+
+pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest) -> IdentifyOutcome {
+    lock_identity_exclusive(client);
+    suppression::lift(client, &req.uid);
+    let customer = profiles::find_or_create_customer(client, &req.customer_id, req.identify_time);
+    let decision = Decision { uid: Some(&req.uid), identify_type: req.identify_type, identify_time: req.identify_time };
+
+    // The identifying UID's own profile: merge it, keep it, or move the UID.
+    let mut candidates: BTreeMap<i64, (Reason, String)> = BTreeMap::new();
+    let mut evidence_profile = None;
+    let mut shared_browser = false;
+    let blocks = blocks::for_customer(client, customer);
+    let uid_evidence = format!("uid:{}", req.uid);
+    match uids::resolve(client, &req.uid) {
+        // Under the exclusive identity lock nobody else creates UIDs, so this insert always wins.
+        None => _ = uids::map(client, &req.uid, customer),
+        Some(s) if s.root == customer => evidence_profile = Some(s.own_profile),
+        Some(s) if blocks::is_blocked(&blocks, s.root, &uid_evidence, req.identify_time) => {}
+        Some(s) if !s.root_is_customer => {
+            candidates.insert(s.root, (Reason::Uid, req.uid.clone()));
+            evidence_profile = Some(s.own_profile);
+        }
+        Some(s) => {
+            merges::reassign_uid(client, &req.uid, s.root, customer, &decision);
+            shared_browser = true;
+        }
+    }
+
+    identifiers::add(client, customer, &req.person);
+    // The identify's own attributes first: merged profiles only fill gaps.
+    profile_attributes::set(client, customer, &req.attributes, req.identify_time, "identify");
+
+    // A browser shared by two customers says nothing about who its anonymous visitors were.
+    let device_linking = settings::device_linking() && !shared_browser;
+    let mut evidence = req.person.clone();
+    if let (true, Some(device)) = (device_linking, req.device_id.as_deref()) {
+        evidence.push(Identifier { kind: "device_id", value: device.to_string() });
+    }
+    for m in identifiers::anonymous_matches(client, customer, &evidence, evidence_profile, device_linking) {
+        let Some(reason) = Reason::of_identifier_kind(&m.kind) else { continue };
+        if blocks::is_blocked(&blocks, m.root, &format!("{}:{}", m.kind, m.value), req.identify_time) {
+            continue;
+        }
+        let entry = candidates.entry(m.root).or_insert((reason, m.value.clone()));
+        if reason < entry.0 {
+            *entry = (reason, m.value);
+        }
+    }
+
+    if let Some(settings) = &req.predict {
+        for (profile, probability, signals) in predicted_matches(client, customer, evidence_profile, req.identify_time, settings) {
+            if candidates.contains_key(&profile) || blocks::is_blocked(&blocks, profile, "predict", req.identify_time) {
+                continue;
+            }
+            if probability >= settings.auto_merge {
+                candidates.insert(profile, (Reason::Predict, format!("p={probability:.3} {signals}")));
+            } else if probability >= settings.review {
+                suggestions::suggest(client, profile, customer, probability, &signals);
+            }
+        }
+    }
+
+    let mut merged = profiles::lock_still_anonymous(client, candidates.keys().copied().collect());
+    let mut skips = req.skips.clone();
+    // The cap keeps the strongest evidence (then the oldest profiles); the rest is recorded.
+    let cap = settings::max_merges_per_identify();
+    if merged.len() > cap {
+        merged.sort_by_key(|id| (candidates[id].0, *id));
+        for id in merged.split_off(cap) {
+            let (reason, evidence) = &candidates[&id];
+            skips.push(Skip {
+                field: "merge_cap".into(),
+                value: format!("profile {id} ({}: {evidence})", reason.as_str()),
+                reason: format!("over cdp.max_merges_per_identify ({cap})"),
+            });
+        }
+    }
+    for profile_id in &merged {
+        let (reason, evidence) = &candidates[profile_id];
+        merges::merge(client, *profile_id, customer, *reason, evidence, &decision);
+    }
+    IdentifyOutcome { customer, skips, merged }
+}
+
+/// Live anonymous profiles sharing a user agent, a device id or an IP network
+/// with the customer or the identifying UID's own profile (the blocking
+/// step), each with its match probability and what each signal did.
+fn predicted_matches(
+    client: &mut SpiClient<'_>,
+    customer: i64,
+    identifying_profile: Option<i64>,
+    identify_time: TimestampWithTimeZone,
+    settings: &PredictSettings,
+) -> Vec<(i64, f64, Value)> {
+    let mut ours = predict::Signals::new();
+    for system in profiles::systems_of(client, customer, identifying_profile) {
+        predict::signals_of(&system, &mut ours);
+    }
+    if ours.is_empty() {
+        return Vec::new();
+    }
+    ours.entry("recent".into()).or_default().insert("yes".into());
+    let set = |key: &str| ours.get(key).map(|s| s.iter().cloned().collect::<Vec<String>>()).unwrap_or_default();
+    profiles::predict_candidates(client, customer, set("user_agent"), set("device_id"), set("ip_network"), identify_time)
+        .into_iter()
+        .map(|(profile, system, recent)| {
+            let mut theirs = predict::Signals::new();
+            predict::signals_of(&system, &mut theirs);
+            if let Some(recent) = recent {
+                theirs.entry("recent".into()).or_default().insert(if recent { "yes" } else { "no" }.into());
+            }
+            let (probability, signals) = predict::score(&ours, &theirs, &settings.weights, settings.prior);
+            (profile, probability, signals)
+        })
+        .collect()
+}
+
+/// Merges a profile a reviewer accepted (reason `predict`, no UID).
+pub fn merge_accepted(client: &mut SpiClient<'_>, profile: i64, customer: i64, evidence: &str, at: TimestampWithTimeZone) -> i64 {
+    let decision = Decision { uid: None, identify_type: IdentifyType::Predict, identify_time: at };
+    merges::merge(client, profile, customer, Reason::Predict, evidence, &decision)
+}

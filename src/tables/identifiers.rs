@@ -1,0 +1,79 @@
+//! `cdp.identifiers`: person-level identifiers (normalized email, phone,
+//! identify id) and device ids seen on a profile, and the evidence lookup
+//! identify makes through them. Merges leave identifiers where they are:
+//! lookups resolve a profile to its customer.
+
+use crate::attributes::Identifier;
+use crate::store::exec;
+use pgrx::spi::SpiClient;
+
+pub fn add(client: &mut SpiClient<'_>, profile_id: i64, identifiers: &[Identifier]) {
+    if identifiers.is_empty() {
+        return;
+    }
+    let kinds: Vec<String> = identifiers.iter().map(|i| i.kind.to_string()).collect();
+    let values: Vec<String> = identifiers.iter().map(|i| i.value.clone()).collect();
+    exec(
+        client,
+        "INSERT INTO cdp.identifiers (kind, value, profile_id)
+         SELECT t.kind, t.value, $3 FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS t(kind, value)
+         ON CONFLICT DO NOTHING",
+        &[kinds.into(), values.into(), profile_id.into()],
+    );
+}
+
+/// One live anonymous profile that shares a piece of evidence with a customer.
+pub struct Match {
+    pub root: i64,
+    pub kind: String,
+    pub value: String,
+}
+
+/// Live anonymous profiles that share evidence with the customer: the
+/// evidence given, the person-level identifiers (email, phone, identify id)
+/// already known for the customer, and the identifiers of the identifying
+/// UID's own profile (its device ids only when device linking is on).
+pub fn anonymous_matches(
+    client: &mut SpiClient<'_>,
+    customer: i64,
+    evidence: &[Identifier],
+    evidence_profile: Option<i64>,
+    device_linking: bool,
+) -> Vec<Match> {
+    let kinds: Vec<String> = evidence.iter().map(|i| i.kind.to_string()).collect();
+    let values: Vec<String> = evidence.iter().map(|i| i.value.clone()).collect();
+    exec(
+        client,
+        // Every lookup is an index lookup whatever the table sizes (OFFSET 0
+        // keeps the planner from turning them into scans and hash joins).
+        "WITH family(profile_id) AS (
+             SELECT f.profile_id FROM cdp.profiles f WHERE f.profile_id = $1
+             UNION ALL
+             SELECT f.profile_id FROM cdp.profiles f WHERE f.merged_into = $1
+             UNION ALL
+             SELECT $4 WHERE $4 IS NOT NULL
+         ), evidence(kind, value) AS (
+             SELECT t.kind, t.value
+             FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) AS t(kind, value)
+             UNION
+             SELECT k.kind, k.value
+             FROM family, LATERAL (
+                 SELECT i.kind, i.value FROM cdp.identifiers i
+                 WHERE i.profile_id = family.profile_id
+                   AND (i.kind <> 'device_id' OR ($5 AND family.profile_id = $4))
+                 OFFSET 0) AS k
+         )
+         SELECT DISTINCT m.root, m.kind, m.value
+         FROM evidence e, LATERAL (
+             SELECT r.profile_id AS root, i.kind, i.value
+             FROM cdp.identifiers i
+             JOIN cdp.profiles p ON p.profile_id = i.profile_id
+             JOIN cdp.profiles r ON r.profile_id = coalesce(p.merged_into, p.profile_id)
+             WHERE i.kind = e.kind AND i.value = e.value AND r.customer_id IS NULL AND r.merged_into IS NULL
+             OFFSET 0) AS m",
+        &[customer.into(), kinds.into(), values.into(), evidence_profile.into(), device_linking.into()],
+    )
+    .rows()
+    .map(|row| Match { root: row.value("root"), kind: row.value("kind"), value: row.value("value") })
+    .collect()
+}

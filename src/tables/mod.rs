@@ -1,0 +1,17 @@
+//! One module per table: each owns every statement that writes its table
+//! (and the reads made mostly of it). Multi-table statements live with the
+//! table they are about: creating profiles (`profiles`, which also maps the
+//! new UIDs and records their devices), a merge and its undo (`merges`, which
+//! set and clear the profile link and fill or remove attributes), erasure
+//! (`crate::erasure`, the one statement that deletes from every table).
+//! Merge blocks and suppression are identity rules: `identity::blocks`,
+//! `identity::suppression`.
+
+pub mod events;
+pub mod identifiers;
+pub mod merges;
+pub mod profile_attributes;
+pub mod profiles;
+pub mod skips;
+pub mod suggestions;
+pub mod uids;

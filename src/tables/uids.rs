@@ -1,0 +1,133 @@
+//! `cdp.uids`: which profile each UID writes its events to, and where the
+//! UID stands (its own profile, the unified profile, the system attributes
+//! stored for it). One column list and one decoder serve the single and the
+//! batch lookups.
+
+use crate::attributes::SystemFields;
+use crate::store::{exec, Row};
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::spi::SpiClient;
+
+/// Where a UID stands: the profile its events are written to, and the
+/// unified profile (its customer when that profile was merged).
+#[derive(Debug, Clone)]
+pub struct UidState {
+    pub own_profile: i64,
+    pub root: i64,
+    /// Whether the unified profile is a customer (profiles are only ever
+    /// merged into customers).
+    pub root_is_customer: bool,
+    pub last_device_id: Option<String>,
+    pub system_at: Option<TimestampWithTimeZone>,
+    pub first_touch_at: Option<TimestampWithTimeZone>,
+    /// The system-relevant fields stored on the own profile.
+    pub stored: SystemFields,
+}
+
+impl UidState {
+    /// The state of a profile just created for an event at `at`.
+    pub fn created(profile_id: i64, at: TimestampWithTimeZone, device_id: Option<String>, fields: SystemFields) -> Self {
+        UidState {
+            own_profile: profile_id,
+            root: profile_id,
+            root_is_customer: false,
+            last_device_id: device_id,
+            system_at: Some(at),
+            first_touch_at: Some(at),
+            stored: fields,
+        }
+    }
+
+    /// Whether an event at `at` with these system fields (and first-touch
+    /// fields, if any) changes the (last-value, first-touch) system
+    /// attributes of the UID's own profile. An older event never overwrites.
+    pub fn system_changes(&self, fields: &SystemFields, has_first_touch: bool, at: TimestampWithTimeZone) -> (bool, bool) {
+        let last = !fields.contained_in(&self.stored) && self.system_at.is_none_or(|t| t <= at);
+        let first = has_first_touch && self.first_touch_at.is_none_or(|t| at < t);
+        (last, first)
+    }
+}
+
+/// The columns every UID-state lookup returns, decoded by `decode`.
+macro_rules! uid_state_columns {
+    () => {
+        "u.uid, u.profile_id AS own_profile, coalesce(p.merged_into, p.profile_id) AS root,
+         p.merged_into IS NOT NULL OR p.customer_id IS NOT NULL AS root_is_customer,
+         u.last_device_id, p.system_at, p.first_touch_at,
+         p.system ->> 'user_agent' AS user_agent, p.system ->> 'locale' AS locale, p.system ->> 'timezone' AS timezone,
+         p.system ->> 'ip' AS ip, p.system ->> 'screen' AS screen, p.system ->> 'device_id' AS device_id"
+    };
+}
+
+fn decode(row: &Row<'_>) -> (String, UidState) {
+    let state = UidState {
+        own_profile: row.value("own_profile"),
+        root: row.value("root"),
+        root_is_customer: row.value("root_is_customer"),
+        last_device_id: row.get("last_device_id"),
+        system_at: row.get("system_at"),
+        first_touch_at: row.get("first_touch_at"),
+        stored: SystemFields {
+            user_agent: row.get("user_agent"),
+            locale: row.get("locale"),
+            timezone: row.get("timezone"),
+            ip: row.get("ip"),
+            screen: row.get("screen"),
+            device_id: row.get("device_id"),
+        },
+    };
+    (row.value("uid"), state)
+}
+
+/// Where one UID stands; None when it was never seen.
+pub fn resolve(client: &mut SpiClient<'_>, uid: &str) -> Option<UidState> {
+    exec(
+        client,
+        concat!("SELECT ", uid_state_columns!(), " FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id WHERE u.uid = $1"),
+        &[uid.into()],
+    )
+    .optional()
+    .map(|row| decode(&row).1)
+}
+
+/// Where each of these UIDs stands (unknown ones are left out).
+pub fn resolve_many(client: &mut SpiClient<'_>, uids: Vec<String>) -> Vec<(String, UidState)> {
+    exec(
+        client,
+        // One index lookup per UID whatever the table sizes: OFFSET 0 keeps
+        // the planner from turning the lateral lookups into a scan and a hash join.
+        concat!(
+            "SELECT k.* FROM pg_catalog.unnest($1::text[]) AS q(uid), LATERAL (SELECT ",
+            uid_state_columns!(),
+            " FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id WHERE u.uid = q.uid OFFSET 0) AS k"
+        ),
+        &[uids.into()],
+    )
+    .rows()
+    .map(|row| decode(&row))
+    .collect()
+}
+
+/// Maps a new UID to a profile; false when the UID exists already (a
+/// concurrent insert of the same UID waits for the other transaction).
+pub fn map(client: &mut SpiClient<'_>, uid: &str, profile_id: i64) -> bool {
+    !exec(
+        client,
+        "INSERT INTO cdp.uids (uid, profile_id) VALUES ($1, $2) ON CONFLICT (uid) DO NOTHING RETURNING uid",
+        &[uid.into(), profile_id.into()],
+    )
+    .is_empty()
+}
+
+/// The device the UID was last seen on (so repeated page views on it write nothing).
+pub fn set_last_device(client: &mut SpiClient<'_>, uid: &str, device: &str) {
+    exec(client, "UPDATE cdp.uids SET last_device_id = $2 WHERE uid = $1", &[uid.into(), device.into()]);
+}
+
+/// The UIDs of a profile, sorted.
+pub fn of_profile(client: &mut SpiClient<'_>, profile_id: i64) -> Vec<String> {
+    exec(client, "SELECT uid FROM cdp.uids WHERE profile_id = $1 ORDER BY uid", &[profile_id.into()])
+        .rows()
+        .map(|row| row.value("uid"))
+        .collect()
+}
