@@ -146,8 +146,8 @@ def merge_cost(cfg):
         for rep in range(max(cfg["reps"], 3)):
             uid, cid = f"mc-{size}-{rep}", f"mc-customer-{size}-{rep}"
             psql(f"""SELECT cdp.track_event('{uid}', 'pageview', 'view', '{{"context": {{"session_id": "s"}}}}');
-                     INSERT INTO cdp.events (profile_id, uid, category, action, event_time, session_id, payload)
-                     SELECT cdp.profile_of('{uid}'), '{uid}', 'pageview', 'view', now() - i * interval '1 second', 's' || i / 10, '{{}}'
+                     INSERT INTO cdp.events (portal, profile_id, uid, category, action, event_time, session_id, payload)
+                     SELECT 'default', cdp.profile_of('{uid}'), '{uid}', 'pageview', 'view', now() - i * interval '1 second', 's' || i / 10, '{{}}'
                      FROM generate_series(1, {size - 1}) i; ANALYZE cdp.events;""")
             warmup = f"SELECT cdp.track_event('warm-{uid}', 'pageview', 'view'), cdp.identify('warm-{uid}', 'warm-{cid}')"
             times.append(ms(f"SELECT cdp.identify('{uid}', '{cid}')", warmup))
@@ -207,8 +207,8 @@ def reads(cfg):
     uids, events = cfg["read_uids"], cfg["read_events"]
     per_uid = events // uids
     psql(f"""SELECT count(cdp.track_event('rd-' || i, 'pageview', 'view', '{{"context": {{"session_id": "s0"}}}}')) FROM generate_series(1, {uids}) i;
-             INSERT INTO cdp.events (profile_id, uid, category, action, event_time, session_id, payload)
-             SELECT cdp.profile_of('rd-' || i), 'rd-' || i, 'pageview', 'view', now() - j * interval '1 second', 's' || j / 20, '{{"context": {{}}}}'
+             INSERT INTO cdp.events (portal, profile_id, uid, category, action, event_time, session_id, payload)
+             SELECT 'default', cdp.profile_of('rd-' || i), 'rd-' || i, 'pageview', 'view', now() - j * interval '1 second', 's' || j / 20, '{{"context": {{}}}}'
              FROM generate_series(1, {uids}) i, generate_series(1, {per_uid - 1}) j;
              SELECT count(cdp.identify('rd-' || i, 'rd-customer')) FROM generate_series(1, {uids}) i;
              INSERT INTO plain_events (profile_id, uid, category, action, event_time, session_id, payload)
@@ -352,9 +352,20 @@ def main():
         checks = [all(f > 0 for f in figures), ratios["mixed_ok"], rd_checks == f"{cfg['read_uids']} {cfg['read_events']}"]
         print(f"bench smoke: {sum(checks)} passed, {len(checks) - sum(checks)} failed")
         sys.exit(0 if all(checks) else 1)
+    text += growth_section(args.out)
     with open(args.out, "w") as f:
         f.write(text)
     print(text)
+
+
+def growth_section(path):
+    """The section bench/growth.py keeps in the same file, carried over as it is."""
+    try:
+        old = open(path).read()
+    except OSError:
+        return ""
+    begin, end = old.find("<!-- growth:begin -->"), old.find("<!-- growth:end -->")
+    return "\n" + old[begin:end + len("<!-- growth:end -->")] + "\n" if 0 <= begin < end else ""
 
 
 if __name__ == "__main__":

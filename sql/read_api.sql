@@ -3,6 +3,13 @@
 -- it; asking for a profile that was merged away answers with the profile that
 -- absorbed it.
 --
+-- Portals: every function reads the caller's current portal only
+-- (cdp.current_portal(): the setting cdp.portal, checked against the
+-- caller's grants, 42501 otherwise); a profile id of another portal is
+-- unknown here. The functions run as the extension's owner (SECURITY
+-- DEFINER), the views as the caller, whose rows row-level security limits to
+-- the portals it may use.
+--
 -- Plans: every read goes from the family (a handful of profiles) to the rows
 -- of each member by index, written as LATERAL subqueries fenced with OFFSET 0
 -- so the planner cannot turn them into a scan and a hash join when its
@@ -11,35 +18,35 @@
 
 -- The surviving profile id of any profile (itself when it was never merged).
 CREATE FUNCTION cdp.root_of(profile_id bigint) RETURNS bigint
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(p.merged_into, p.profile_id) FROM cdp.profiles p WHERE p.profile_id = $1
+    SELECT coalesce(p.merged_into, p.profile_id) FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.profile_id = $1
 $$;
 
 -- The current unified profile of a UID; NULL if the UID was never seen.
 CREATE FUNCTION cdp.profile_of(uid text) RETURNS bigint
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(p.merged_into, p.profile_id)
-    FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id
-    WHERE u.uid = $1
+    FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id
+    WHERE u.portal = cdp.current_portal() AND u.uid = $1
 $$;
 
 -- The profile ids whose events and UIDs make up the unified profile.
 CREATE FUNCTION cdp.family_of(profile_id bigint) RETURNS SETOF bigint
-LANGUAGE sql STABLE STRICT PARALLEL SAFE ROWS 4
+LANGUAGE sql STABLE STRICT SECURITY DEFINER ROWS 4
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT f.profile_id FROM cdp.profiles f WHERE f.profile_id = cdp.root_of($1)
+    SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = cdp.current_portal() AND f.profile_id = cdp.root_of($1)
     UNION ALL
-    SELECT f.profile_id FROM cdp.profiles f WHERE f.merged_into = cdp.root_of($1)
+    SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = cdp.current_portal() AND f.merged_into = cdp.root_of($1)
 $$;
 
 CREATE FUNCTION cdp.profile(profile_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     WITH family AS (
         SELECT f.* FROM cdp.family_of($1) AS m(profile_id),
-                        LATERAL (SELECT f.* FROM cdp.profiles f WHERE f.profile_id = m.profile_id OFFSET 0) AS f
+                        LATERAL (SELECT f.* FROM cdp.profiles f WHERE f.portal = cdp.current_portal() AND f.profile_id = m.profile_id OFFSET 0) AS f
     ), root AS (
         SELECT f.* FROM family f WHERE f.merged_into IS NULL
     ), activity AS (
@@ -48,7 +55,7 @@ SET search_path = pg_catalog, pg_temp AS $$
                min(e.event_time) AS first_event,
                max(e.event_time) AS last_event
         FROM family f, LATERAL (SELECT e.session_id, e.event_time FROM cdp.events e
-                                WHERE e.profile_id = f.profile_id OFFSET 0) AS e
+                                WHERE e.portal = f.portal AND e.profile_id = f.profile_id OFFSET 0) AS e
     ), last_values AS (
         SELECT DISTINCT ON (kv.key) kv.key, kv.value
         FROM family f, jsonb_each(f.system) kv
@@ -63,11 +70,11 @@ SET search_path = pg_catalog, pg_temp AS $$
         'customer_id', r.customer_id,
         'kind', CASE WHEN r.customer_id IS NULL THEN 'anonymous' ELSE 'customer' END,
         'uids', (SELECT coalesce(jsonb_agg(u.uid ORDER BY u.uid), '[]')
-                 FROM family f, LATERAL (SELECT u.uid FROM cdp.uids u WHERE u.profile_id = f.profile_id OFFSET 0) AS u),
+                 FROM family f, LATERAL (SELECT u.uid FROM cdp.uids u WHERE u.portal = f.portal AND u.profile_id = f.profile_id OFFSET 0) AS u),
         'merged_profiles', (SELECT coalesce(jsonb_agg(f.profile_id ORDER BY f.profile_id), '[]')
                             FROM family f WHERE f.profile_id <> r.profile_id),
         'attributes', (SELECT coalesce(jsonb_object_agg(a.key, a.value), '{}')
-                       FROM cdp.profile_attributes a WHERE a.profile_id = r.profile_id),
+                       FROM cdp.profile_attributes a WHERE a.portal = r.portal AND a.profile_id = r.profile_id),
         'system', (SELECT coalesce(jsonb_object_agg(v.key, v.value), '{}') FROM first_values v)
                   || (SELECT coalesce(jsonb_object_agg(v.key, v.value), '{}') FROM last_values v)
                   || jsonb_build_object('first_seen', least(a.first_event, r.identified_at),
@@ -83,19 +90,19 @@ SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 CREATE FUNCTION cdp.customer_profile(customer_id text) RETURNS jsonb
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT cdp.profile(p.profile_id) FROM cdp.profiles p WHERE p.customer_id = $1
+    SELECT cdp.profile(p.profile_id) FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.customer_id = $1
 $$;
 
 -- The whole timeline of a profile and of every profile merged into it, oldest first.
 CREATE FUNCTION cdp.events_of(profile_id bigint)
 RETURNS TABLE (event_id bigint, uid text, category text, action text, event_time timestamptz, payload jsonb)
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload
     FROM cdp.family_of($1) AS f(profile_id),
-         LATERAL (SELECT e.* FROM cdp.events e WHERE e.profile_id = f.profile_id OFFSET 0) AS e
+         LATERAL (SELECT e.* FROM cdp.events e WHERE e.portal = cdp.current_portal() AND e.profile_id = f.profile_id OFFSET 0) AS e
     ORDER BY e.event_time, e.event_id
 $$;
 
@@ -104,25 +111,25 @@ $$;
 -- customer that profile was merged into then (merges in force: made before,
 -- not undone before). NULL when the UID had not been seen yet.
 CREATE FUNCTION cdp.profile_at(uid text, at timestamptz) RETURNS bigint
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     WITH seen AS (
-        SELECT u.profile_id FROM cdp.uids u WHERE u.uid = $1 AND u.first_seen <= $2
+        SELECT u.portal, u.profile_id FROM cdp.uids u WHERE u.portal = cdp.current_portal() AND u.uid = $1 AND u.first_seen <= $2
     ), own AS (
-        SELECT coalesce(
+        SELECT seen.portal, coalesce(
             (SELECT m.into_profile FROM cdp.merges m
-             WHERE m.kind = 'uid_reassigned' AND m.uid = $1 AND m.merged_at <= $2
+             WHERE m.portal = seen.portal AND m.kind = 'uid_reassigned' AND m.uid = $1 AND m.merged_at <= $2
                AND (m.undone_at IS NULL OR m.undone_at > $2)
              ORDER BY m.merged_at DESC, m.merge_id DESC LIMIT 1),
             (SELECT m.uid_profile_before FROM cdp.merges m
-             WHERE m.kind = 'uid_reassigned' AND m.uid = $1
+             WHERE m.portal = seen.portal AND m.kind = 'uid_reassigned' AND m.uid = $1
              ORDER BY m.merged_at, m.merge_id LIMIT 1),
             seen.profile_id) AS profile_id
         FROM seen
     )
     SELECT coalesce(
         (SELECT m.into_profile FROM cdp.merges m
-         WHERE m.kind = 'merge' AND m.from_profile = own.profile_id AND m.merged_at <= $2
+         WHERE m.portal = own.portal AND m.kind = 'merge' AND m.from_profile = own.profile_id AND m.merged_at <= $2
            AND (m.undone_at IS NULL OR m.undone_at > $2)
          ORDER BY m.merged_at DESC, m.merge_id DESC LIMIT 1),
         own.profile_id)
@@ -133,16 +140,18 @@ $$;
 -- in, each attribute with the source and time of its value, and every
 -- identity decision about the profile (undone ones included).
 CREATE FUNCTION cdp.explain(profile_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     WITH root AS (
-        SELECT r.* FROM cdp.profiles r WHERE r.profile_id = cdp.root_of($1)
+        SELECT r.* FROM cdp.profiles r WHERE r.portal = cdp.current_portal() AND r.profile_id = cdp.root_of($1)
     ), decision AS (
         SELECT m.merge_id, m.kind, m.from_profile, m.into_profile, m.reason, m.evidence, m.uid, m.identify_type,
                m.identify_time, m.merged_at, m.filled_attributes, m.uid_profile_before, m.undone_at,
                m.undone_by_cascade_of
-        FROM cdp.merges m, root
-        WHERE m.into_profile = root.profile_id OR m.from_profile = root.profile_id
+        FROM root, LATERAL (
+            SELECT m.* FROM cdp.merges m WHERE m.portal = root.portal AND m.into_profile = root.profile_id
+            UNION
+            SELECT m.* FROM cdp.merges m WHERE m.portal = root.portal AND m.from_profile = root.profile_id) AS m
     )
     SELECT jsonb_build_object(
         'profile_id', root.profile_id,
@@ -167,10 +176,10 @@ SET search_path = pg_catalog, pg_temp AS $$
                                      ELSE '{"rule": "identified before it had an anonymous profile"}'::jsonb END)
                         END) ORDER BY u.uid), '[]')
                  FROM cdp.family_of(root.profile_id) AS f(profile_id),
-                      LATERAL (SELECT u.* FROM cdp.uids u WHERE u.profile_id = f.profile_id OFFSET 0) AS u),
+                      LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = root.portal AND u.profile_id = f.profile_id OFFSET 0) AS u),
         'attributes', (SELECT coalesce(jsonb_object_agg(a.key, jsonb_build_object(
                               'value', a.value, 'source', a.source, 'set_at', a.set_at, 'from_profile', a.source_profile)), '{}')
-                       FROM cdp.profile_attributes a WHERE a.profile_id = root.profile_id),
+                       FROM cdp.profile_attributes a WHERE a.portal = root.portal AND a.profile_id = root.profile_id),
         'decisions', (SELECT coalesce(jsonb_agg(to_jsonb(d) ORDER BY d.merge_id), '[]') FROM decision d)
     )
     FROM root
@@ -182,14 +191,14 @@ $$;
 -- skipped identifiers and the predicted matches about them. NULL for an
 -- unknown customer.
 CREATE FUNCTION cdp.export_customer(customer_id text) RETURNS jsonb
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     WITH c AS (
-        SELECT p.profile_id FROM cdp.profiles p WHERE p.customer_id = $1
+        SELECT p.portal, p.profile_id FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.customer_id = $1
     ), family AS (
-        SELECT cdp.family_of(c.profile_id) AS profile_id FROM c
+        SELECT c.portal, cdp.family_of(c.profile_id) AS profile_id FROM c
     ), family_uids AS (
-        SELECT u.* FROM family f, LATERAL (SELECT u.* FROM cdp.uids u WHERE u.profile_id = f.profile_id OFFSET 0) AS u
+        SELECT u.* FROM family f, LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = f.portal AND u.profile_id = f.profile_id OFFSET 0) AS u
     )
     SELECT jsonb_build_object(
         'customer_id', $1,
@@ -198,66 +207,57 @@ SET search_path = pg_catalog, pg_temp AS $$
         'explain', cdp.explain(c.profile_id),
         'uids', (SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY u.uid), '[]') FROM family_uids u),
         'identifiers', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.kind, i.value, i.profile_id), '[]')
-                        FROM family f, LATERAL (SELECT i.* FROM cdp.identifiers i WHERE i.profile_id = f.profile_id OFFSET 0) AS i),
+                        FROM family f, LATERAL (SELECT i.* FROM cdp.identifiers i WHERE i.portal = f.portal AND i.profile_id = f.profile_id OFFSET 0) AS i),
         'attributes', (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.profile_id, a.key), '[]')
-                       FROM family f, LATERAL (SELECT a.* FROM cdp.profile_attributes a WHERE a.profile_id = f.profile_id OFFSET 0) AS a),
+                       FROM family f, LATERAL (SELECT a.* FROM cdp.profile_attributes a WHERE a.portal = f.portal AND a.profile_id = f.profile_id OFFSET 0) AS a),
         'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.event_time, e.event_id), '[]')
-                   FROM family f, LATERAL (SELECT e.* FROM cdp.events e WHERE e.profile_id = f.profile_id OFFSET 0) AS e),
+                   FROM family f, LATERAL (SELECT e.* FROM cdp.events e WHERE e.portal = f.portal AND e.profile_id = f.profile_id OFFSET 0) AS e),
         'identify_skips', (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.skip_id), '[]')
-                           FROM cdp.identify_skips s WHERE s.uid IN (SELECT u.uid FROM family_uids u)),
+                           FROM cdp.identify_skips s WHERE s.portal = c.portal AND s.uid IN (SELECT u.uid FROM family_uids u)),
         'match_suggestions', (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.suggestion_id), '[]')
                               FROM cdp.match_suggestions m
-                              WHERE m.customer_profile = c.profile_id
-                                 OR m.profile_id IN (SELECT f.profile_id FROM family f))
+                              WHERE m.portal = c.portal
+                                AND (m.customer_profile = c.profile_id OR m.profile_id IN (SELECT f.profile_id FROM family f)))
     )
     FROM c
 $$;
 
+-- The views run as the caller: a member of cdp_reader sees the rows of the
+-- portals it may use (row-level security, see security.sql).
 CREATE VIEW cdp.customers WITH (security_invoker = true) AS
-SELECT p.profile_id,
+SELECT p.portal,
+       p.profile_id,
        p.customer_id,
        p.identified_at,
        p.created_at,
-       ARRAY(SELECT u.uid FROM cdp.family_of(p.profile_id) AS f(profile_id),
-                               LATERAL (SELECT u.uid FROM cdp.uids u WHERE u.profile_id = f.profile_id OFFSET 0) AS u
+       ARRAY(SELECT u.uid FROM (SELECT p.profile_id UNION ALL
+                                SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = p.portal AND f.merged_into = p.profile_id) AS m,
+                               LATERAL (SELECT u.uid FROM cdp.uids u WHERE u.portal = p.portal AND u.profile_id = m.profile_id OFFSET 0) AS u
              ORDER BY u.uid) AS uids,
        ARRAY(SELECT f.profile_id FROM cdp.profiles f
-             WHERE f.merged_into = p.profile_id ORDER BY f.profile_id) AS merged_profiles,
+             WHERE f.portal = p.portal AND f.merged_into = p.profile_id ORDER BY f.profile_id) AS merged_profiles,
        (SELECT coalesce(jsonb_object_agg(a.key, a.value), '{}')
-        FROM cdp.profile_attributes a WHERE a.profile_id = p.profile_id) AS attributes
+        FROM cdp.profile_attributes a WHERE a.portal = p.portal AND a.profile_id = p.profile_id) AS attributes
 FROM cdp.profiles p
 WHERE p.customer_id IS NOT NULL;
 
 CREATE VIEW cdp.anonymous_profiles WITH (security_invoker = true) AS
-SELECT p.profile_id,
+SELECT p.portal,
+       p.profile_id,
        p.created_at,
-       ARRAY(SELECT u.uid FROM cdp.uids u WHERE u.profile_id = p.profile_id ORDER BY u.uid) AS uids,
+       ARRAY(SELECT u.uid FROM cdp.uids u WHERE u.portal = p.portal AND u.profile_id = p.profile_id ORDER BY u.uid) AS uids,
        (SELECT coalesce(jsonb_object_agg(a.key, a.value), '{}')
-        FROM cdp.profile_attributes a WHERE a.profile_id = p.profile_id) AS attributes,
+        FROM cdp.profile_attributes a WHERE a.portal = p.portal AND a.profile_id = p.profile_id) AS attributes,
        p.system
 FROM cdp.profiles p
 WHERE p.customer_id IS NULL AND p.merged_into IS NULL;
 
--- The write functions run the same few statements over and over: plan them
--- once per backend (generic plans) instead of planning identify's larger
--- statements again for every call. Every lookup in them is by key.
-ALTER FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION cdp.track_batch(jsonb) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION cdp.identify(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION cdp.unmerge(bigint, boolean) SET plan_cache_mode = force_generic_plan;
-
--- No statement of the extension is ever JIT-compiled. They are short OLTP
--- statements (key lookups, single-row writes) that run in microseconds, and
--- JIT compilation costs milliseconds per statement: when a generic plan's
--- estimate crosses jit_above_cost (tables grown but not analyzed yet, right
--- after a bulk import), every call would compile again, a 26x slowdown. The
--- setting is pinned on the functions themselves so it covers the statements
--- they run, foreign-key checks included, whatever the session sets.
-DO $$
-DECLARE f regprocedure;
-BEGIN
-    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'cdp'::regnamespace AND p.prokind = 'f' LOOP
-        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET jit = off', f);
-    END LOOP;
-END
-$$;
+-- The portals the caller may use, with their settings (never their secret).
+CREATE VIEW cdp.portals AS
+SELECT s.portal, s.settings, s.created_at, s.updated_at,
+       EXISTS (SELECT FROM cdp.portal_secrets k WHERE k.portal = s.portal) AS identity_secret_set,
+       ARRAY(SELECT g.role FROM cdp.portal_grants g WHERE g.portal = s.portal ORDER BY g.role) AS granted_to
+FROM (SELECT p.portal, p.settings, p.created_at, p.updated_at FROM cdp.portal_settings p
+      UNION ALL
+      SELECT 'default', '{}', NULL, NULL WHERE NOT EXISTS (SELECT FROM cdp.portal_settings WHERE portal = 'default')) AS s
+WHERE s.portal IN (SELECT cdp.usable_portals());

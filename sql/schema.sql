@@ -1,12 +1,24 @@
--- cdp_identity schema: every table, index and trigger of the extension (the read
--- functions and views are in read_api.sql).
+-- cdp_identity schema: every table, index and trigger of the extension (the
+-- read functions and views are in read_api.sql, roles and privileges in
+-- security.sql).
+--
+-- Portals
+--  * Every row belongs to a portal (an identity space: a site, a brand, a
+--    tenant). Every key and index leads with the portal and no statement
+--    touches two portals, so the tables can be distributed by portal
+--    (Citus: create_distributed_table(..., 'portal'), see README).
+--  * Ids (profile_id, event_id, ...) come from global sequences, so an id
+--    names one row whatever its portal; lookups still always give the portal.
 --
 -- Security notes
---  * Every function here and in Rust runs with `search_path = pg_catalog, pg_temp`
---    and names its objects schema-qualified, so objects a user creates in other
---    schemas can never be picked up by the extension.
---  * No function is SECURITY DEFINER: callers need ordinary privileges on the
---    `cdp` tables (the installing role owns them; GRANT as your site requires).
+--  * Every function runs as the extension's owner (SECURITY DEFINER) with
+--    `search_path = pg_catalog, pg_temp` and names its objects schema-
+--    qualified, so objects a caller creates elsewhere are never picked up.
+--  * Nothing here is granted to PUBLIC. The group roles cdp_writer,
+--    cdp_reader and cdp_admin get EXECUTE on their functions and cdp_reader
+--    SELECT on the data tables through row-level security limited to the
+--    portals it may use (security.sql). portal_secrets and
+--    portal_settings are never readable by any group role.
 --  * No SQL is ever built from input: every statement is a fixed text with
 --    parameters.
 --
@@ -20,10 +32,40 @@
 --    the event arrived; merges never rewrite it, a profile's timeline is the
 --    union over the profile and the profiles merged into it.
 
+-- Portals and their configuration. The row of a portal is also its identity
+-- lock: identity decisions lock it (FOR NO KEY UPDATE), and no role but the
+-- extension's owner can read or lock it. The portal 'default' always exists:
+-- its row is made the first time it is configured or locked (so that
+-- pg_dump/pg_restore never meet a row the install script made too).
+CREATE TABLE cdp.portal_settings (
+    portal     text PRIMARY KEY CHECK (portal ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$'),
+    -- validated by cdp.configure_portal; never holds a secret
+    settings   jsonb NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz
+);
+COMMENT ON TABLE cdp.portal_settings IS 'Portals (identity spaces) and their settings; each row is also the portal''s identity lock';
+
+-- Write-only secrets of a portal (the identity verification key).
+CREATE TABLE cdp.portal_secrets (
+    portal          text PRIMARY KEY REFERENCES cdp.portal_settings (portal),
+    identity_secret text NOT NULL,
+    set_at          timestamptz NOT NULL DEFAULT now()
+);
+
+-- Which roles may use a portal (besides superusers and members of cdp_admin).
+CREATE TABLE cdp.portal_grants (
+    portal     text NOT NULL REFERENCES cdp.portal_settings (portal),
+    role       name NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (portal, role)
+);
+
 CREATE TABLE cdp.profiles (
-    profile_id     bigserial PRIMARY KEY,
-    customer_id    text UNIQUE,
-    merged_into    bigint REFERENCES cdp.profiles (profile_id),
+    portal         text NOT NULL,
+    profile_id     bigserial NOT NULL,
+    customer_id    text,
+    merged_into    bigint,
     merged_at      timestamptz,
     created_at     timestamptz NOT NULL DEFAULT now(),
     identified_at  timestamptz,
@@ -33,25 +75,32 @@ CREATE TABLE cdp.profiles (
     -- first-touch system attributes (first referrer, first page, ...) and their time
     first_touch    jsonb NOT NULL DEFAULT '{}',
     first_touch_at timestamptz,
-    CHECK (customer_id IS NULL OR merged_into IS NULL),
-    CHECK (merged_into IS DISTINCT FROM profile_id)
+    CONSTRAINT profiles_pkey PRIMARY KEY (portal, profile_id),
+    CONSTRAINT profiles_customer_id_key UNIQUE (portal, customer_id),
+    CONSTRAINT profiles_merged_into_fkey FOREIGN KEY (portal, merged_into) REFERENCES cdp.profiles (portal, profile_id),
+    CONSTRAINT profiles_check CHECK (customer_id IS NULL OR merged_into IS NULL),
+    CONSTRAINT profiles_check1 CHECK (merged_into IS DISTINCT FROM profile_id)
 );
-CREATE INDEX profiles_merged_into_idx ON cdp.profiles (merged_into) WHERE merged_into IS NOT NULL;
+CREATE INDEX profiles_merged_into_idx ON cdp.profiles (portal, merged_into) WHERE merged_into IS NOT NULL;
 COMMENT ON TABLE cdp.profiles IS 'One row per anonymous or customer profile; merged profiles point at their customer';
 
 CREATE TABLE cdp.uids (
-    uid            text PRIMARY KEY,
-    profile_id     bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    portal         text NOT NULL,
+    uid            text NOT NULL,
+    profile_id     bigint NOT NULL,
     first_seen     timestamptz NOT NULL DEFAULT now(),
     -- the last device id recorded for this UID: repeated page views on one
     -- device then cost no identifier write
-    last_device_id text
+    last_device_id text,
+    CONSTRAINT uids_pkey PRIMARY KEY (portal, uid),
+    CONSTRAINT uids_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id)
 );
-CREATE INDEX uids_profile_idx ON cdp.uids (profile_id);
+CREATE INDEX uids_profile_idx ON cdp.uids (portal, profile_id);
 COMMENT ON TABLE cdp.uids IS 'Which profile each UID writes its events to';
 
 CREATE TABLE cdp.events (
-    event_id    bigserial PRIMARY KEY,
+    portal      text NOT NULL,
+    event_id    bigserial NOT NULL,
     profile_id  bigint NOT NULL,
     uid         text NOT NULL,
     category    text NOT NULL,
@@ -60,34 +109,44 @@ CREATE TABLE cdp.events (
     received_at timestamptz NOT NULL DEFAULT now(),
     session_id  text,
     message_id  text,
-    payload     jsonb NOT NULL
+    payload     jsonb NOT NULL,
+    CONSTRAINT events_pkey PRIMARY KEY (portal, event_id)
 );
-CREATE INDEX events_profile_time_idx ON cdp.events (profile_id, event_time, event_id);
-CREATE UNIQUE INDEX events_message_id_key ON cdp.events (message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX events_profile_time_idx ON cdp.events (portal, profile_id, event_time, event_id);
+CREATE UNIQUE INDEX events_message_id_key ON cdp.events (portal, message_id) WHERE message_id IS NOT NULL;
 COMMENT ON TABLE cdp.events IS 'Append-only event log; profile_id is the profile at arrival and is never rewritten';
 
 -- Person-level identifiers (normalized email, phone, identify id) and device ids
 -- seen on a profile. Merges leave them where they are: lookups resolve the
--- profile to its customer.
+-- profile to its customer. `trusted` is false for an email or phone from a
+-- payload without a verified identity (a lead form): the portal's
+-- contact_linking policy decides whether such evidence merges.
 CREATE TABLE cdp.identifiers (
-    kind       text NOT NULL CHECK (kind IN ('email', 'phone', 'identify_id', 'device_id')),
+    portal     text NOT NULL,
+    kind       text NOT NULL,
     value      text NOT NULL,
-    profile_id bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    profile_id bigint NOT NULL,
     first_seen timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (kind, value, profile_id)
+    trusted    boolean NOT NULL,
+    CONSTRAINT identifiers_pkey PRIMARY KEY (portal, kind, value, profile_id),
+    CONSTRAINT identifiers_kind_check CHECK (kind IN ('email', 'phone', 'identify_id', 'device_id')),
+    CONSTRAINT identifiers_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id)
 );
-CREATE INDEX identifiers_profile_idx ON cdp.identifiers (profile_id);
+CREATE INDEX identifiers_profile_idx ON cdp.identifiers (portal, profile_id);
 
 -- Customer and custom user attributes, one row per key. `set_at` is the time
 -- the value is from (identify_time or event_time) and orders competing writes.
 CREATE TABLE cdp.profile_attributes (
-    profile_id     bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    portal         text NOT NULL,
+    profile_id     bigint NOT NULL,
     key            text NOT NULL,
     value          jsonb NOT NULL,
     set_at         timestamptz NOT NULL,
-    source         text NOT NULL CHECK (source IN ('identify', 'event', 'merge')),
+    source         text NOT NULL,
     source_profile bigint,
-    PRIMARY KEY (profile_id, key)
+    CONSTRAINT profile_attributes_pkey PRIMARY KEY (portal, profile_id, key),
+    CONSTRAINT profile_attributes_source_check CHECK (source IN ('identify', 'event', 'merge')),
+    CONSTRAINT profile_attributes_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id)
 );
 
 -- One row per identity decision. kind 'merge': from_profile (anonymous) was
@@ -96,83 +155,112 @@ CREATE TABLE cdp.profile_attributes (
 -- logout); nothing was merged. The undo columns (filled_attributes,
 -- uid_profile_before) keep what undoing the decision needs.
 CREATE TABLE cdp.merges (
-    merge_id          bigserial PRIMARY KEY,
-    kind              text NOT NULL CHECK (kind IN ('merge', 'uid_reassigned')),
-    from_profile      bigint NOT NULL REFERENCES cdp.profiles (profile_id),
-    into_profile      bigint NOT NULL REFERENCES cdp.profiles (profile_id),
-    reason            text NOT NULL CHECK (reason IN ('uid', 'device_id', 'email', 'phone', 'identify_id', 'predict')),
+    portal            text NOT NULL,
+    merge_id          bigserial NOT NULL,
+    kind              text NOT NULL,
+    from_profile      bigint NOT NULL,
+    into_profile      bigint NOT NULL,
+    reason            text NOT NULL,
     evidence          text NOT NULL,
     uid               text,
-    identify_type     text NOT NULL CHECK (identify_type IN ('exact', 'predict')),
+    identify_type     text NOT NULL,
     identify_time     timestamptz NOT NULL,
     merged_at         timestamptz NOT NULL DEFAULT now(),
     filled_attributes text[] NOT NULL DEFAULT '{}',
     -- uid_reassigned rows: the profile the UID wrote its events to before
-    uid_profile_before bigint REFERENCES cdp.profiles (profile_id),
+    uid_profile_before bigint,
     -- set by cdp.unmerge
     undone_at         timestamptz,
-    undone_by_cascade_of bigint REFERENCES cdp.merges (merge_id)
+    undone_by_cascade_of bigint,
+    CONSTRAINT merges_pkey PRIMARY KEY (portal, merge_id),
+    CONSTRAINT merges_kind_check CHECK (kind IN ('merge', 'uid_reassigned')),
+    CONSTRAINT merges_reason_check CHECK (reason IN ('uid', 'device_id', 'email', 'phone', 'identify_id', 'predict')),
+    CONSTRAINT merges_identify_type_check CHECK (identify_type IN ('exact', 'predict')),
+    CONSTRAINT merges_from_profile_fkey FOREIGN KEY (portal, from_profile) REFERENCES cdp.profiles (portal, profile_id),
+    CONSTRAINT merges_into_profile_fkey FOREIGN KEY (portal, into_profile) REFERENCES cdp.profiles (portal, profile_id),
+    CONSTRAINT merges_uid_profile_before_fkey FOREIGN KEY (portal, uid_profile_before) REFERENCES cdp.profiles (portal, profile_id),
+    CONSTRAINT merges_undone_by_cascade_of_fkey FOREIGN KEY (portal, undone_by_cascade_of) REFERENCES cdp.merges (portal, merge_id)
 );
-CREATE INDEX merges_from_idx ON cdp.merges (from_profile);
-CREATE INDEX merges_into_idx ON cdp.merges (into_profile);
+CREATE INDEX merges_from_idx ON cdp.merges (portal, from_profile);
+CREATE INDEX merges_into_idx ON cdp.merges (portal, into_profile);
+CREATE INDEX merges_uid_idx ON cdp.merges (portal, uid) WHERE kind = 'uid_reassigned';
 COMMENT ON TABLE cdp.merges IS 'One row per merge or UID reassignment, with the rule and evidence that caused it';
-CREATE INDEX merges_uid_idx ON cdp.merges (uid) WHERE kind = 'uid_reassigned';
 
 -- Decisions an unmerge remembers: the evidence that merged from_profile into
 -- into_profile no longer merges them; new evidence (or, for the UID itself,
 -- a later sign-in) still does.
 CREATE TABLE cdp.merge_blocks (
-    from_profile bigint NOT NULL REFERENCES cdp.profiles (profile_id),
-    into_profile bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    portal       text NOT NULL,
+    from_profile bigint NOT NULL,
+    into_profile bigint NOT NULL,
     evidence     text[] NOT NULL,
-    merge_id     bigint NOT NULL REFERENCES cdp.merges (merge_id),
+    merge_id     bigint NOT NULL,
     blocked_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (from_profile, into_profile, merge_id)
+    CONSTRAINT merge_blocks_pkey PRIMARY KEY (portal, from_profile, into_profile, merge_id),
+    CONSTRAINT merge_blocks_from_profile_fkey FOREIGN KEY (portal, from_profile) REFERENCES cdp.profiles (portal, profile_id),
+    CONSTRAINT merge_blocks_into_profile_fkey FOREIGN KEY (portal, into_profile) REFERENCES cdp.profiles (portal, profile_id),
+    CONSTRAINT merge_blocks_merge_id_fkey FOREIGN KEY (portal, merge_id) REFERENCES cdp.merges (portal, merge_id)
 );
 -- identify reads the blocks of its customer on every call
-CREATE INDEX merge_blocks_into_idx ON cdp.merge_blocks (into_profile);
+CREATE INDEX merge_blocks_into_idx ON cdp.merge_blocks (portal, into_profile);
 
 -- Identifiers an event carried that were refused as junk (or as malformed
--- emails and phones): the event was stored, nobody was identified or merged.
+-- emails and phones, or unverified claims): the event was stored, nobody was
+-- identified or merged.
 CREATE TABLE cdp.identify_skips (
-    skip_id    bigserial PRIMARY KEY,
+    portal     text NOT NULL,
+    skip_id    bigserial NOT NULL,
     uid        text NOT NULL,
     event_id   bigint,
     field      text NOT NULL,
     value      text NOT NULL,
     reason     text NOT NULL,
-    skipped_at timestamptz NOT NULL DEFAULT now()
+    skipped_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT identify_skips_pkey PRIMARY KEY (portal, skip_id)
 );
 
 -- Predicted matches (identify_type 'predict') between the auto-merge and the
--- review threshold, for a person to accept or reject.
+-- review threshold, and unverified contact evidence under contact_linking
+-- 'suggest', for a person to accept or reject.
 CREATE TABLE cdp.match_suggestions (
-    suggestion_id    bigserial PRIMARY KEY,
-    profile_id       bigint NOT NULL REFERENCES cdp.profiles (profile_id),
-    customer_profile bigint NOT NULL REFERENCES cdp.profiles (profile_id),
+    portal           text NOT NULL,
+    suggestion_id    bigserial NOT NULL,
+    profile_id       bigint NOT NULL,
+    customer_profile bigint NOT NULL,
     probability      double precision NOT NULL,
     signals          jsonb NOT NULL,
-    status           text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'accepted', 'rejected')),
+    status           text NOT NULL DEFAULT 'open',
     created_at       timestamptz NOT NULL DEFAULT now(),
     decided_at       timestamptz,
-    merge_id         bigint REFERENCES cdp.merges (merge_id)
+    merge_id         bigint,
+    CONSTRAINT match_suggestions_pkey PRIMARY KEY (portal, suggestion_id),
+    CONSTRAINT match_suggestions_status_check CHECK (status IN ('open', 'accepted', 'rejected')),
+    CONSTRAINT match_suggestions_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id),
+    CONSTRAINT match_suggestions_customer_profile_fkey FOREIGN KEY (portal, customer_profile) REFERENCES cdp.profiles (portal, profile_id),
+    CONSTRAINT match_suggestions_merge_id_fkey FOREIGN KEY (portal, merge_id) REFERENCES cdp.merges (portal, merge_id)
 );
-CREATE UNIQUE INDEX match_suggestions_open_key ON cdp.match_suggestions (profile_id, customer_profile) WHERE status = 'open';
+CREATE UNIQUE INDEX match_suggestions_open_key ON cdp.match_suggestions (portal, profile_id, customer_profile) WHERE status = 'open';
 
 -- Erasures (cdp.forget_customer, cdp.forget_uid): of an erased person only
 -- non-reversible facts are kept, the SHA-256 of the subject and row counts.
 CREATE TABLE cdp.erasures (
-    erasure_id     bigserial PRIMARY KEY,
-    kind           text NOT NULL CHECK (kind IN ('customer', 'uid')),
+    portal         text NOT NULL,
+    erasure_id     bigserial NOT NULL,
+    kind           text NOT NULL,
     subject_sha256 text NOT NULL,
     counts         jsonb NOT NULL,
-    erased_at      timestamptz NOT NULL DEFAULT now()
+    erased_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT erasures_pkey PRIMARY KEY (portal, erasure_id),
+    CONSTRAINT erasures_kind_check CHECK (kind IN ('customer', 'uid'))
 );
 -- UIDs whose events are suppressed after an erasure (by SHA-256); a new
 -- identify of the UID lifts it.
 CREATE TABLE cdp.erased_uids (
-    uid_sha256 text PRIMARY KEY,
-    erasure_id bigint NOT NULL REFERENCES cdp.erasures (erasure_id)
+    portal     text NOT NULL,
+    uid_sha256 text NOT NULL,
+    erasure_id bigint NOT NULL,
+    CONSTRAINT erased_uids_pkey PRIMARY KEY (portal, uid_sha256),
+    CONSTRAINT erased_uids_erasure_id_fkey FOREIGN KEY (portal, erasure_id) REFERENCES cdp.erasures (portal, erasure_id)
 );
 
 -- A customer id is the customer's identity: it is never changed, only created.
@@ -193,6 +281,9 @@ CREATE TRIGGER profiles_customer_id_immutable
     FOR EACH ROW EXECUTE FUNCTION cdp.forbid_customer_id_change();
 
 -- pg_dump must keep the data of every table (the schema comes from CREATE EXTENSION).
+SELECT pg_catalog.pg_extension_config_dump('cdp.portal_settings', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.portal_secrets', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.portal_grants', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.profiles', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.profiles_profile_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.uids', '');

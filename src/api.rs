@@ -6,14 +6,27 @@
 
 use crate::errors::{CdpError, OrRaise};
 use crate::jsonb::JsonbArg;
-use crate::request::{AttributeSource, EventTime, IdentifyRequest, StoredPayload, TrackRequest};
+use crate::portal::{self, Portal};
+use crate::request::{AttributeSource, EventTime, IdentifyInput, IdentifyRequest, StoredPayload, TrackRequest};
 use crate::store::transaction_start;
 use crate::tables::skips;
 use crate::validate;
-use crate::{batch, erasure, identifiers, identity, ingest, review, unmerge};
+use crate::{batch, configure, erasure, identifiers, identity, ingest, review, unmerge};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
 use pgrx::JsonB;
+
+/// Runs a call in the session's portal: it must exist and the caller may
+/// use it (22023, 42501 otherwise), and the database's catalog must be the
+/// library's version (55000 naming the command to run otherwise).
+fn in_portal<R>(f: impl FnOnce(&mut SpiClient<'_>, &Portal) -> R) -> R {
+    Spi::connect_mut(|client| {
+        portal::check_catalog_version(client).or_raise();
+        let portal = portal::current(client).or_raise();
+        f(client, &portal)
+    })
+}
 
 /// Records one event for a UID and returns the id of the (unified) profile it
 /// was attributed to. See README "cdp.track_event".
@@ -26,10 +39,12 @@ fn track_event(
     payload: default!(Option<JsonbArg>, "'{}'"),
     event_time: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> Option<i64> {
-    let payload = payload.as_ref().map(StoredPayload::Whole).unwrap_or(StoredPayload::Empty);
-    let at = EventTime::At(event_time.unwrap_or_else(transaction_start));
-    let request = TrackRequest::new(uid, category, action, payload, at).or_raise();
-    Spi::connect_mut(|client| ingest::track_event(client, &request).map(|t| t.root))
+    in_portal(|client, portal| {
+        let payload = payload.as_ref().map(StoredPayload::Whole).unwrap_or(StoredPayload::Empty);
+        let at = EventTime::At(event_time.unwrap_or_else(transaction_start));
+        let request = TrackRequest::new(uid, category, action, payload, at, portal).or_raise();
+        ingest::track_event(client, portal, &request).map(|t| t.root)
+    })
 }
 
 /// Records an array of events (`{uid, category, action, payload, event_time}`)
@@ -38,9 +53,11 @@ fn track_event(
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn track_batch(events: Option<JsonbArg>) -> JsonB {
-    let events = events.unwrap_or_else(|| CdpError::null("events").raise());
-    let items = batch::read_items(&events, transaction_start()).or_raise();
-    JsonB(Spi::connect_mut(|client| batch::track_batch(client, &events, items)).to_json())
+    in_portal(|client, portal| {
+        let events = events.unwrap_or_else(|| CdpError::null("events").raise());
+        let items = batch::read_items(&events, transaction_start(), portal).or_raise();
+        JsonB(batch::track_batch(client, portal, &events, items).to_json())
+    })
 }
 
 /// Assigns a customer id to a UID and merges the person's anonymous profiles
@@ -54,19 +71,19 @@ fn identify(
     identify_type: default!(Option<&str>, "'exact'"),
     identify_time: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> i64 {
-    let request = IdentifyRequest::new(
-        uid,
-        customer_id,
-        AttributeSource::Argument(attributes.as_ref()),
-        identify_type,
-        identify_time.unwrap_or_else(transaction_start),
-        None,
-        None,
-    )
-    .or_raise();
-    Spi::connect_mut(|client| {
-        let outcome = identity::identify(client, &request);
-        skips::record(client, &request.uid, None, &outcome.skips);
+    in_portal(|client, portal| {
+        let input = IdentifyInput {
+            uid,
+            customer_id,
+            attributes: AttributeSource::Argument(attributes.as_ref()),
+            identify_type,
+            identify_time: identify_time.unwrap_or_else(transaction_start),
+            identify_id: None,
+            device_id: None,
+        };
+        let request = IdentifyRequest::new(input, &portal.settings).or_raise();
+        let outcome = identity::identify(client, portal, &request);
+        skips::record(client, &portal.name, &request.uid, None, &outcome.skips);
         outcome.customer
     })
 }
@@ -77,8 +94,10 @@ fn identify(
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn unmerge(merge_id: Option<i64>, cascade: default!(Option<bool>, "false")) -> JsonB {
-    let merge_id = merge_id.unwrap_or_else(|| CdpError::null("merge_id").raise());
-    JsonB(Spi::connect_mut(|client| unmerge::unmerge(client, merge_id, cascade.unwrap_or(false))).or_raise())
+    in_portal(|client, portal| {
+        let merge_id = merge_id.unwrap_or_else(|| CdpError::null("merge_id").raise());
+        JsonB(unmerge::unmerge(client, portal, merge_id, cascade.unwrap_or(false)).or_raise())
+    })
 }
 
 /// Erases a customer and every profile merged into it; keeps only hashes and
@@ -86,8 +105,10 @@ fn unmerge(merge_id: Option<i64>, cascade: default!(Option<bool>, "false")) -> J
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn forget_customer(customer_id: Option<&str>) -> JsonB {
-    let customer_id = validate::identifier("customer_id", customer_id).or_raise();
-    JsonB(Spi::connect_mut(|client| erasure::forget_customer(client, customer_id)).or_raise())
+    in_portal(|client, portal| {
+        let customer_id = validate::identifier("customer_id", customer_id).or_raise();
+        JsonB(erasure::forget_customer(client, portal, customer_id).or_raise())
+    })
 }
 
 /// Erases one UID: its events, its own anonymous profile, the decisions that
@@ -95,8 +116,10 @@ fn forget_customer(customer_id: Option<&str>) -> JsonB {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn forget_uid(uid: Option<&str>) -> JsonB {
-    let uid = validate::identifier("uid", uid).or_raise();
-    JsonB(Spi::connect_mut(|client| erasure::forget_uid(client, uid)).or_raise())
+    in_portal(|client, portal| {
+        let uid = validate::identifier("uid", uid).or_raise();
+        JsonB(erasure::forget_uid(client, portal, uid).or_raise())
+    })
 }
 
 /// Accepts a predicted match: merges the profile into the customer (reason
@@ -104,16 +127,109 @@ fn forget_uid(uid: Option<&str>) -> JsonB {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn accept_suggestion(suggestion_id: Option<i64>) -> JsonB {
-    let id = suggestion_id.unwrap_or_else(|| CdpError::null("suggestion_id").raise());
-    JsonB(Spi::connect_mut(|client| review::accept(client, id)).or_raise())
+    in_portal(|client, portal| {
+        let id = suggestion_id.unwrap_or_else(|| CdpError::null("suggestion_id").raise());
+        JsonB(review::accept(client, portal, id).or_raise())
+    })
 }
 
 /// Rejects a predicted match: the pair is not suggested or predicted again.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn reject_suggestion(suggestion_id: Option<i64>) -> JsonB {
-    let id = suggestion_id.unwrap_or_else(|| CdpError::null("suggestion_id").raise());
-    JsonB(Spi::connect_mut(|client| review::reject(client, id)).or_raise())
+    in_portal(|client, portal| {
+        let id = suggestion_id.unwrap_or_else(|| CdpError::null("suggestion_id").raise());
+        JsonB(review::reject(client, portal, id).or_raise())
+    })
+}
+
+/// The session's portal (the setting `cdp.portal`), checked: it exists and
+/// the caller may use it. The read functions call it.
+#[pg_extern(stable, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn current_portal() -> String {
+    in_portal(|_, portal| portal.name.clone())
+}
+
+/// The portals the caller may use.
+#[pg_extern(stable, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn usable_portals() -> SetOfIterator<'static, String> {
+    SetOfIterator::new(Spi::connect_mut(portal::usable))
+}
+
+/// The library's and the database catalog's versions of cdp_identity.
+#[pg_extern(stable, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn version() -> JsonB {
+    JsonB(Spi::connect_mut(crate::version::versions))
+}
+
+/// The identity hash of a customer id under the session portal's secret,
+/// for a backend to hand to the page as `extra.identify_hash` (verified
+/// identity). 55000 when the portal has no secret.
+#[pg_extern(stable, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn identity_hash(customer_id: Option<&str>) -> String {
+    in_portal(|_, portal| {
+        let customer_id = validate::identifier("customer_id", customer_id).or_raise();
+        match portal.identity_secret.as_deref() {
+            Some(secret) => identifiers::identity_hash(customer_id, secret),
+            None => CdpError::new(crate::errors::ErrorKind::NotInState, format!("portal \"{}\" has no identity_secret", portal.name))
+                .with_hint("A member of cdp_admin sets one: cdp.configure_portal(portal, '{\"identity_secret\": \"...\"}').")
+                .raise(),
+        }
+    })
+}
+
+/// Creates a portal (an identity space) with optional settings.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_portal(portal: Option<&str>, settings: default!(Option<JsonbArg>, "'{}'")) -> JsonB {
+    let name = portal.unwrap_or_else(|| CdpError::null("portal").raise());
+    let changes = configure::settings_argument(settings.map(|s| s.to_json_text())).or_raise();
+    JsonB(Spi::connect_mut(|client| {
+        portal::check_catalog_version(client).or_raise();
+        configure::create_portal(client, name, &changes).or_raise()
+    }))
+}
+
+/// Changes a portal's settings (a key set to null goes back to the server
+/// default; identity_secret is stored apart and never shown).
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn configure_portal(portal: Option<&str>, settings: Option<JsonbArg>) -> JsonB {
+    let name = portal.unwrap_or_else(|| CdpError::null("portal").raise());
+    let changes = configure::settings_argument(settings.map(|s| s.to_json_text())).or_raise();
+    JsonB(Spi::connect_mut(|client| {
+        portal::check_catalog_version(client).or_raise();
+        let target = portal::named(client, name).or_raise();
+        configure::configure_portal(client, &target, &changes).or_raise()
+    }))
+}
+
+/// Lets a role (and its members) use a portal. True when it changed anything.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn grant_portal(role: Option<&str>, portal: Option<&str>) -> bool {
+    let role = role.unwrap_or_else(|| CdpError::null("role").raise());
+    let name = portal.unwrap_or_else(|| CdpError::null("portal").raise());
+    Spi::connect_mut(|client| {
+        let target = portal::named(client, name).or_raise();
+        configure::grant_portal(client, role, &target).or_raise()
+    })
+}
+
+/// Takes a portal back from a role. True when it changed anything.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_portal(role: Option<&str>, portal: Option<&str>) -> bool {
+    let role = role.unwrap_or_else(|| CdpError::null("role").raise());
+    let name = portal.unwrap_or_else(|| CdpError::null("portal").raise());
+    Spi::connect_mut(|client| {
+        let target = portal::named(client, name).or_raise();
+        configure::revoke_portal(client, role, &target).or_raise()
+    })
 }
 
 /// Lowercase hex MD5 of the text, as the SDK's `md5(email)`.

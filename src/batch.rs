@@ -4,20 +4,18 @@
 //! timeline (nearly all page views) are inserted together in one statement;
 //! the others go through `ingest::track_event`, in array order.
 //!
-//! Locks: a batch with identifying or lead-form items holds the identity lock
-//! exclusively (they change customers' state), others hold it shared. The
-//! UIDs it creates are created in sorted order and the profile rows it will
-//! write are locked in ascending order before any write, so two batches
-//! never wait on each other in a cycle.
+//! Locks: a batch whose items only append to known UIDs' timelines takes no
+//! lock; any other batch takes its portal's identity lock before its first
+//! write (the one lock order of every path, see `portal::lock`).
 
 use crate::errors::{CdpError, CdpResult, ErrorKind};
 use crate::identity::suppression;
 use crate::ingest::{self, changes};
 use crate::jsonb::{Container, JsonbArg, Value};
 use crate::payload::{scalar_text, time_value};
+use crate::portal::{self, Portal};
 use crate::request::{Claim, EventTime, StoredPayload, TrackRequest};
-use crate::settings;
-use crate::store::{lock_identity_exclusive, lock_identity_shared};
+
 use crate::tables::events::{self, BatchedEvent};
 use crate::tables::profiles::{self, NewUid};
 use crate::tables::uids::{self, UidState};
@@ -37,22 +35,22 @@ pub struct Rejection {
 /// Reads and validates the items of a batch, in place in the batch's jsonb.
 /// Fails as a whole only when the batch itself is unusable (not an array,
 /// too many items).
-pub fn read_items<'a>(events: &'a JsonbArg, now: TimestampWithTimeZone) -> CdpResult<Vec<CdpResult<TrackRequest<'a>>>> {
+pub fn read_items<'a>(events: &'a JsonbArg, now: TimestampWithTimeZone, portal: &Portal) -> CdpResult<Vec<CdpResult<TrackRequest<'a>>>> {
     let array = match events.root().as_value() {
         Value::Array(array) => array,
         other => return Err(CdpError::invalid(format!("events must be a JSON array, not {}", other.type_name()))),
     };
-    let limit = settings::max_batch_items();
+    let limit = portal.settings.max_batch_items();
     if array.len() > limit {
         return Err(CdpError::new(
             ErrorKind::LimitExceeded,
-            format!("the batch has {} events; cdp.max_batch_items allows {limit}", array.len()),
+            format!("the batch has {} events; {} allows {limit}", array.len(), portal.settings.source_of("max_batch_items")),
         )
         .with_hint("Split the batch."));
     }
     Ok((0..array.len())
         .map(|i| match array.element(i) {
-            Some(Value::Object(item)) => read_item(item, now),
+            Some(Value::Object(item)) => read_item(item, now, portal),
             other => Err(CdpError::invalid(format!(
                 "a batch item must be a JSON object, not {}",
                 other.map(|v| v.type_name()).unwrap_or("missing")
@@ -61,7 +59,7 @@ pub fn read_items<'a>(events: &'a JsonbArg, now: TimestampWithTimeZone) -> CdpRe
         .collect())
 }
 
-fn read_item(item: Container<'_>, now: TimestampWithTimeZone) -> CdpResult<TrackRequest<'_>> {
+fn read_item<'a>(item: Container<'a>, now: TimestampWithTimeZone, portal: &Portal) -> CdpResult<TrackRequest<'a>> {
     let uid = scalar_text(item.get("uid"), "uid")?;
     let category = scalar_text(item.get("category"), "category")?;
     let action = scalar_text(item.get("action"), "action")?;
@@ -74,7 +72,7 @@ fn read_item(item: Container<'_>, now: TimestampWithTimeZone) -> CdpResult<Track
         Some(Value::Object(payload)) => StoredPayload::Item(payload),
         Some(other) => return Err(CdpError::invalid(format!("payload must be a JSON object, not {}", other.type_name()))),
     };
-    TrackRequest::new(uid.as_deref(), category.as_deref(), action.as_deref(), payload, event_time)
+    TrackRequest::new(uid.as_deref(), category.as_deref(), action.as_deref(), payload, event_time, portal)
 }
 
 pub struct BatchOutcome {
@@ -104,7 +102,8 @@ impl BatchOutcome {
 }
 
 /// `batch` is the caller's jsonb array the items were read from.
-pub fn track_batch(client: &mut SpiClient<'_>, batch: &JsonbArg, items: Vec<CdpResult<TrackRequest<'_>>>) -> BatchOutcome {
+pub fn track_batch(client: &mut SpiClient<'_>, portal: &Portal, batch: &JsonbArg, items: Vec<CdpResult<TrackRequest<'_>>>) -> BatchOutcome {
+    let here = portal.name.as_str();
     let mut outcome = BatchOutcome { stored: 0, suppressed: 0, duplicates: 0, rejected: Vec::new(), profile_ids: vec![None; items.len()] };
     let mut requests = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
@@ -117,15 +116,17 @@ pub fn track_batch(client: &mut SpiClient<'_>, batch: &JsonbArg, items: Vec<CdpR
         return outcome;
     }
 
-    let changes_customers = requests.iter().any(|(_, r)| r.identifies() || !r.lead_form.is_empty());
-    if changes_customers {
-        lock_identity_exclusive(client);
-    } else {
-        lock_identity_shared(client);
-    }
     let distinct: BTreeSet<&str> = requests.iter().map(|(_, r)| r.uid.as_str()).collect();
-    let mut known: HashMap<String, UidState> =
-        uids::resolve_many(client, distinct.iter().map(|u| u.to_string()).collect()).into_iter().collect();
+    let resolve_all = |client: &mut SpiClient<'_>| -> HashMap<String, UidState> {
+        uids::resolve_many(client, here, distinct.iter().map(|u| u.to_string()).collect()).into_iter().collect()
+    };
+    let mut known = resolve_all(client);
+    // Anything but appends to known UIDs writes identity state: lock, then look again.
+    let writes = requests.iter().any(|(_, r)| !matches!(r.claim, Claim::None) || known.get(&r.uid).is_none_or(|k| changes(r, k)));
+    if writes {
+        portal::lock(client, portal);
+        known = resolve_all(client);
+    }
 
     // New UIDs first, all at once in sorted order, each from its first event
     // (an identifying first event creates its mapping itself).
@@ -134,30 +135,22 @@ pub fn track_batch(client: &mut SpiClient<'_>, batch: &JsonbArg, items: Vec<CdpR
         first_request.entry(r.uid.as_str()).or_insert(r);
     }
     let unknown: Vec<&str> = distinct.iter().copied().filter(|u| !known.contains_key(*u)).collect();
-    let erased = suppression::erased_among(client, &unknown);
+    let erased = suppression::erased_among(client, here, &unknown);
     let new_uids: Vec<&TrackRequest<'_>> =
         unknown.iter().filter(|u| !erased.contains(**u)).map(|u| first_request[u]).filter(|r| !r.identifies()).collect();
     let created = profiles::create_anonymous(
         client,
+        here,
         &new_uids
             .iter()
             .map(|r| NewUid { uid: &r.uid, system: r.system(), seen_at: r.event_time, device_id: r.device_id.as_deref() })
             .collect::<Vec<_>>(),
     );
-    let created_uids: HashSet<&str> = created.iter().map(|(u, _)| u.as_str()).collect();
-    let lost: Vec<String> = new_uids.iter().map(|r| r.uid.clone()).filter(|u| !created_uids.contains(u.as_str())).collect();
+
     let by_uid: HashMap<&str, &TrackRequest<'_>> = new_uids.iter().map(|r| (r.uid.as_str(), *r)).collect();
     for (uid, profile_id) in &created {
         let first = by_uid[uid.as_str()];
         known.insert(uid.clone(), UidState::created(*profile_id, first.event_time, first.device_id.clone(), first.system_fields.clone()));
-    }
-    if !lost.is_empty() {
-        known.extend(uids::resolve_many(client, lost)); // created concurrently by another call
-    }
-    if !changes_customers {
-        // Other batches may write the same profiles: lock every row this one will write, up front.
-        let rows = requests.iter().filter_map(|(_, r)| known.get(&r.uid).filter(|k| changes(r, k)).map(|k| k.own_profile)).collect();
-        profiles::lock_for_writing(client, rows);
     }
 
     let mut pending: Vec<BatchedEvent<'_, '_>> = Vec::new();
@@ -168,12 +161,12 @@ pub fn track_batch(client: &mut SpiClient<'_>, batch: &JsonbArg, items: Vec<CdpR
             pending.push(BatchedEvent { position: *index, req, profile_id: k.own_profile });
             roots.insert(*index, k.root);
             if pending.len() >= FLUSH_EVERY {
-                flush(client, batch, &mut pending, &roots, &mut outcome);
+                flush(client, here, batch, &mut pending, &roots, &mut outcome);
             }
             continue;
         }
-        flush(client, batch, &mut pending, &roots, &mut outcome);
-        let Some(tracked) = ingest::track_event(client, req) else {
+        flush(client, here, batch, &mut pending, &roots, &mut outcome);
+        let Some(tracked) = ingest::track_event(client, portal, req) else {
             outcome.suppressed += 1; // an erased UID
             continue;
         };
@@ -192,9 +185,9 @@ pub fn track_batch(client: &mut SpiClient<'_>, batch: &JsonbArg, items: Vec<CdpR
             }
         }
         known.remove(&req.uid);
-        known.extend(uids::resolve_many(client, vec![req.uid.clone()]));
+        known.extend(uids::resolve_many(client, here, vec![req.uid.clone()]));
     }
-    flush(client, batch, &mut pending, &roots, &mut outcome);
+    flush(client, here, batch, &mut pending, &roots, &mut outcome);
     outcome
 }
 
@@ -203,6 +196,7 @@ pub fn track_batch(client: &mut SpiClient<'_>, batch: &JsonbArg, items: Vec<CdpR
 /// with the profile of the stored event.
 fn flush(
     client: &mut SpiClient<'_>,
+    portal: &str,
     batch: &JsonbArg,
     pending: &mut Vec<BatchedEvent<'_, '_>>,
     roots: &HashMap<usize, i64>,
@@ -212,7 +206,7 @@ fn flush(
         return;
     }
     let items = std::mem::take(pending);
-    let inserted = events::insert_batch(client, batch, &items);
+    let inserted = events::insert_batch(client, portal, batch, &items);
     let mut first_of_message: HashSet<&str> = HashSet::new();
     let mut duplicates: Vec<(usize, String)> = Vec::new();
     for e in &items {
@@ -228,7 +222,7 @@ fn flush(
         return;
     }
     outcome.duplicates += duplicates.len();
-    let stored_roots = events::roots_of_messages(client, duplicates.iter().map(|(_, m)| m.clone()).collect());
+    let stored_roots = events::roots_of_messages(client, portal, duplicates.iter().map(|(_, m)| m.clone()).collect());
     for (position, m) in duplicates {
         outcome.profile_ids[position] = stored_roots.get(&m).copied();
     }

@@ -21,6 +21,14 @@ pub enum ErrorKind {
     LimitExceeded,
     /// 55000 object_not_in_prerequisite_state
     NotInState,
+    /// 42501 insufficient_privilege
+    InsufficientPrivilege,
+    /// 55P03 lock_not_available
+    LockNotAvailable,
+    /// 42710 duplicate_object
+    DuplicateObject,
+    /// 42704 undefined_object
+    UndefinedObject,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +67,10 @@ impl CdpError {
             ErrorKind::DatetimeOverflow => "22008",
             ErrorKind::LimitExceeded => "54000",
             ErrorKind::NotInState => "55000",
+            ErrorKind::InsufficientPrivilege => "42501",
+            ErrorKind::LockNotAvailable => "55P03",
+            ErrorKind::DuplicateObject => "42710",
+            ErrorKind::UndefinedObject => "42704",
         }
     }
 
@@ -71,6 +83,10 @@ impl CdpError {
             ErrorKind::DatetimeOverflow => PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
             ErrorKind::LimitExceeded => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             ErrorKind::NotInState => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            ErrorKind::InsufficientPrivilege => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            ErrorKind::LockNotAvailable => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            ErrorKind::DuplicateObject => PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            ErrorKind::UndefinedObject => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
         }
     }
 

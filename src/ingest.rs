@@ -5,12 +5,13 @@
 //! look the UID up, check that nothing about its profile changes, append the
 //! event; no lock. Profiles are only written when something about them
 //! changed: a new UID, a new device, new system attributes, a lead form, an
-//! identify.
+//! identify; such an event takes its portal's identity lock first (the one
+//! lock order of every path, see `portal::lock`).
 
 use crate::attributes::{Identifier, Skip};
 use crate::identity::{self, suppression};
+use crate::portal::{self, Portal};
 use crate::request::{Claim, TrackRequest};
-use crate::store::lock_identity_shared;
 use crate::tables::profiles::{self, NewUid};
 use crate::tables::uids::{self, UidState};
 use crate::tables::{events, identifiers, profile_attributes, skips};
@@ -28,19 +29,20 @@ pub struct Tracked {
 
 /// Records one event; None when the UID was erased and its events are
 /// suppressed (nothing is written).
-pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest<'_>) -> Option<Tracked> {
+pub fn track_event(client: &mut SpiClient<'_>, portal: &Portal, req: &TrackRequest<'_>) -> Option<Tracked> {
+    let here = portal.name.as_str();
     let mut skipped: Vec<Skip> = Vec::new();
     let mut merged = Vec::new();
     match &req.claim {
         Claim::None => {}
-        Claim::Junk(skip) => skipped.push(skip.clone()),
+        Claim::Refused(skip) => skipped.push(skip.clone()),
         Claim::Identify(identify_req) => {
             // A retried sign-in must not identify twice.
-            if let Some(root) = req.message_id.as_deref().and_then(|m| events::root_of_message(client, m)) {
+            if let Some(root) = req.message_id.as_deref().and_then(|m| events::root_of_message(client, here, m)) {
                 return Some(Tracked { root, stored: false, merged });
             }
             // Identify first, so the event itself lands on the customer.
-            let outcome = identity::identify(client, identify_req);
+            let outcome = identity::identify(client, portal, identify_req);
             skipped.extend(outcome.skips);
             merged = outcome.merged;
         }
@@ -49,32 +51,33 @@ pub fn track_event(client: &mut SpiClient<'_>, req: &TrackRequest<'_>) -> Option
         skipped.extend(req.lead_contacts().1);
     }
     if matches!(req.claim, Claim::None) && req.lead_form.is_empty() {
-        if let Some((root, stored)) = events::append_to_known_uid(client, req) {
-            let root =
-                if stored { root } else { req.message_id.as_deref().and_then(|m| events::root_of_message(client, m)).unwrap_or(root) };
+        if let Some((root, stored)) = events::append_to_known_uid(client, here, req) {
+            let root = if stored {
+                root
+            } else {
+                req.message_id.as_deref().and_then(|m| events::root_of_message(client, here, m)).unwrap_or(root)
+            };
             return Some(Tracked { root, stored, merged });
         }
     }
 
-    let state = match uids::resolve(client, &req.uid) {
+    let state = match uids::resolve(client, here, &req.uid) {
         Some(state) if !changes(req, &state) => state,
-        None if !req.identifies() && suppression::is_suppressed(client, &req.uid) => return None,
+        None if !req.identifies() && suppression::is_suppressed(client, here, &req.uid) => return None,
         _ => {
-            if !req.identifies() {
-                lock_identity_shared(client);
-            }
-            apply_profile_changes(client, req)
+            portal::lock(client, portal);
+            apply_profile_changes(client, here, req)
         }
     };
 
-    match events::insert_one(client, req, state.own_profile) {
+    match events::insert_one(client, here, req, state.own_profile) {
         Some(event_id) => {
-            skips::record(client, &req.uid, Some(event_id), &skipped);
+            skips::record(client, here, &req.uid, Some(event_id), &skipped);
             Some(Tracked { root: state.root, stored: true, merged })
         }
         // The same message id was stored meanwhile: an SDK retry.
         None => Some(Tracked {
-            root: req.message_id.as_deref().and_then(|m| events::root_of_message(client, m)).unwrap_or(state.root),
+            root: req.message_id.as_deref().and_then(|m| events::root_of_message(client, here, m)).unwrap_or(state.root),
             stored: false,
             merged,
         }),
@@ -91,43 +94,35 @@ pub fn changes(req: &TrackRequest<'_>, state: &UidState) -> bool {
 
 /// Creates the UID's profile or writes what the event changes about it:
 /// system attributes, a new device id, lead-form attributes. The caller holds
-/// the identity lock (shared, or exclusive after an identify), so no identity
-/// decision runs meanwhile; concurrent events of the same profile queue on
-/// its row.
-pub fn apply_profile_changes(client: &mut SpiClient<'_>, req: &TrackRequest<'_>) -> UidState {
-    loop {
-        let Some(found) = uids::resolve(client, &req.uid) else {
-            let new = NewUid { uid: &req.uid, system: req.system(), seen_at: req.event_time, device_id: req.device_id.as_deref() };
-            match profiles::create_anonymous(client, &[new]).pop() {
-                Some((_, profile_id)) => {
-                    write_lead_form(client, profile_id, profile_id, req);
-                    return UidState::created(profile_id, req.event_time, req.device_id.clone(), req.system_fields.clone());
-                }
-                None => continue, // created concurrently: use that one
-            }
-        };
-        profiles::lock_own(client, found.own_profile);
-        // Re-read under the row lock: another event of this profile may have written it.
-        let state = uids::resolve(client, &req.uid).unwrap_or(found);
-        let changed = state.system_changes(&req.system_fields, req.has_first_touch, req.event_time);
-        if changed != (false, false) {
-            profiles::update_system(client, state.own_profile, &req.system(), changed, req.event_time);
-        }
-        if let Some(device) = req.device_id.as_deref().filter(|d| state.last_device_id.as_deref() != Some(*d)) {
-            identifiers::add(client, state.own_profile, &[Identifier { kind: "device_id", value: device.into() }]);
-            uids::set_last_device(client, &req.uid, device);
-        }
-        write_lead_form(client, state.own_profile, state.root, req);
-        return state;
+/// the portal's identity lock, so nothing else writes these profiles
+/// meanwhile.
+pub fn apply_profile_changes(client: &mut SpiClient<'_>, portal: &str, req: &TrackRequest<'_>) -> UidState {
+    let Some(state) = uids::resolve(client, portal, &req.uid) else {
+        let new = NewUid { uid: &req.uid, system: req.system(), seen_at: req.event_time, device_id: req.device_id.as_deref() };
+        let (_, profile_id) = profiles::create_anonymous(client, portal, &[new]).pop().expect("under the portal lock a new UID is created");
+        write_lead_form(client, portal, profile_id, profile_id, req);
+        return UidState::created(profile_id, req.event_time, req.device_id.clone(), req.system_fields.clone());
+    };
+    let changed = state.system_changes(&req.system_fields, req.has_first_touch, req.event_time);
+    if changed != (false, false) {
+        profiles::update_system(client, portal, state.own_profile, &req.system(), changed, req.event_time);
     }
+    if let Some(device) = req.device_id.as_deref().filter(|d| state.last_device_id.as_deref() != Some(*d)) {
+        identifiers::add(client, portal, state.own_profile, &[Identifier { kind: "device_id", value: device.into() }], true);
+        uids::set_last_device(client, portal, &req.uid, device);
+    }
+    write_lead_form(client, portal, state.own_profile, state.root, req);
+    state
 }
 
 /// Lead-form attributes go to the unified profile; the email and phone in
-/// them become identifiers of the UID's own profile.
-fn write_lead_form(client: &mut SpiClient<'_>, own_profile: i64, root: i64, req: &TrackRequest<'_>) {
+/// them become identifiers of the UID's own profile, not trusted (no
+/// verified identity came with them: the portal's contact_linking decides
+/// what they link).
+fn write_lead_form(client: &mut SpiClient<'_>, portal: &str, own_profile: i64, root: i64, req: &TrackRequest<'_>) {
     if req.lead_form.is_empty() {
         return;
     }
-    identifiers::add(client, own_profile, &req.lead_contacts().0);
-    profile_attributes::set(client, root, &req.lead_form, req.event_time, "event");
+    identifiers::add(client, portal, own_profile, &req.lead_contacts().0, false);
+    profile_attributes::set(client, portal, root, &req.lead_form, req.event_time, "event");
 }

@@ -37,6 +37,16 @@ impl JsonbArg {
         unsafe { DatumWithOid::new(pg_sys::Datum::from(self.jsonb), pg_sys::JSONBOID) }
     }
 
+    /// The JSON text of the value (for small, non-hot inputs such as settings).
+    pub fn to_json_text(self) -> String {
+        // SAFETY: JsonbToCString prints a live container into a palloc'd buffer.
+        unsafe {
+            let jsonb = self.jsonb;
+            let text = pg_sys::JsonbToCString(std::ptr::null_mut(), &raw mut (*jsonb).root, self.size() as i32);
+            std::ffi::CStr::from_ptr(text).to_string_lossy().into_owned()
+        }
+    }
+
     /// Size in bytes of the stored value.
     pub fn size(&self) -> usize {
         // SAFETY: a detoasted varlena.

@@ -17,6 +17,8 @@ pub struct IdentifyClaim {
     pub identify_id: Option<String>,
     pub identify_type: IdentifyType,
     pub identify_time: Option<TimeValue>,
+    /// `extra.identify_hash`: the identity hash a backend signed (verified identity).
+    pub identify_hash: Option<String>,
 }
 
 /// The fields of `payload.context` the extension uses. Other keys are kept
@@ -74,6 +76,7 @@ pub fn read<'a>(payload: Value<'a>) -> CdpResult<EventFacts<'a>> {
     let identify_id = extra_text("identify_id", "payload.extra.identify_id")?;
     let identify_type = extra_text("identify_type", "payload.extra.identify_type")?;
     let identify_time = time_value(extra.and_then(|e| e.get("identify_time")), "payload.extra.identify_time")?;
+    let identify_hash = extra_text("identify_hash", "payload.extra.identify_hash")?;
 
     let claim = match (customer_id, identify_id.clone()) {
         (Some(cid), _) => Some(("payload.dims.customers.customer_id", cid)),
@@ -87,6 +90,7 @@ pub fn read<'a>(payload: Value<'a>) -> CdpResult<EventFacts<'a>> {
             identify_id,
             identify_type: IdentifyType::parse(identify_type.as_deref())?,
             identify_time,
+            identify_hash,
         }),
         None => None,
     };

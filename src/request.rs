@@ -7,10 +7,11 @@ use crate::attributes::{
     contact_identifiers, first_touch, system_attributes, Attributes, Identifier, Skip, SystemAttributes, SystemFields,
 };
 use crate::errors::{CdpError, CdpResult, ErrorKind};
-use crate::identifiers::junk_reason;
+use crate::identifiers::{identity_hash_is_valid, junk_reason};
 use crate::jsonb::{Container, JsonbArg, Value};
 use crate::payload::{self, Context};
-use crate::settings::{self, PredictSettings};
+use crate::portal::Portal;
+use crate::settings::{PortalSettings, PredictSettings, Verification};
 use crate::timeparse::{self, TimeValue, Zone};
 use crate::validate::{self, IdentifyType};
 use pgrx::datum::TimestampWithTimeZone;
@@ -24,12 +25,17 @@ pub enum EventTime {
 
 /// A time sent inside JSON (see `timeparse`), as a timestamptz. Local-form
 /// times are read in `context_timezone` when the event has one (it must be
-/// a known zone), else in `cdp.default_timezone`; never in the session's
-/// TimeZone.
-pub fn time_at(field: &str, value: &TimeValue, context_timezone: Option<&str>) -> CdpResult<TimestampWithTimeZone> {
+/// a known zone), else in the portal's `default_timezone`; never in the
+/// session's TimeZone.
+pub fn time_at(
+    field: &str,
+    value: &TimeValue,
+    context_timezone: Option<&str>,
+    settings: &PortalSettings,
+) -> CdpResult<TimestampWithTimeZone> {
     let zone = || match context_timezone.map(str::trim).filter(|tz| !tz.is_empty()) {
         Some(tz) => Zone::named("payload.context.timezone", tz),
-        None => settings::default_zone(),
+        None => settings.default_zone(),
     };
     let micros = timeparse::instant(field, value, zone)?;
     TimestampWithTimeZone::try_from(micros).map_err(|_| CdpError::new(ErrorKind::DatetimeOverflow, format!("{field} is out of range")))
@@ -63,18 +69,22 @@ pub enum AttributeSource<'a> {
     Argument(Option<&'a JsonbArg>),
 }
 
+/// What an identify was given, before any check.
+pub struct IdentifyInput<'a> {
+    pub uid: Option<&'a str>,
+    pub customer_id: Option<&'a str>,
+    pub attributes: AttributeSource<'a>,
+    pub identify_type: Option<&'a str>,
+    pub identify_time: TimestampWithTimeZone,
+    pub identify_id: Option<&'a str>,
+    pub device_id: Option<String>,
+}
+
 impl IdentifyRequest {
     /// Checks in the order a caller reads the arguments: uid, customer id
     /// (usable, not junk), identify type, attributes, then the evidence.
-    pub fn new(
-        uid: Option<&str>,
-        customer_id: Option<&str>,
-        attributes: AttributeSource<'_>,
-        identify_type: Option<&str>,
-        identify_time: TimestampWithTimeZone,
-        identify_id: Option<&str>,
-        device_id: Option<String>,
-    ) -> CdpResult<Self> {
+    pub fn new(input: IdentifyInput<'_>, settings: &PortalSettings) -> CdpResult<Self> {
+        let IdentifyInput { uid, customer_id, attributes, identify_type, identify_time, identify_id, device_id } = input;
         let uid = validate::identifier("uid", uid)?.to_string();
         let customer_id = validate::identifier("customer_id", customer_id)?.to_string();
         if let Some(why) = junk_reason(&customer_id) {
@@ -98,7 +108,7 @@ impl IdentifyRequest {
             }
         }
         let predict = match identify_type {
-            IdentifyType::Predict => Some(settings::predict_settings()?),
+            IdentifyType::Predict => Some(settings.predict()?),
             IdentifyType::Exact => None,
         };
         Ok(IdentifyRequest { uid, customer_id, attributes, identify_type, identify_time, device_id, person, skips, predict })
@@ -108,8 +118,9 @@ impl IdentifyRequest {
 /// What an event's customer id asks for, decided before anything is written.
 pub enum Claim {
     None,
-    /// A junk customer id: the event is stored, nobody is identified.
-    Junk(Skip),
+    /// A junk customer id, or one without a valid identity hash where the
+    /// portal requires it: the event is stored, nobody is identified.
+    Refused(Skip),
     Identify(Box<IdentifyRequest>),
 }
 
@@ -148,7 +159,9 @@ impl<'a> TrackRequest<'a> {
         action: Option<&str>,
         payload: StoredPayload<'a>,
         event_time: EventTime,
+        portal: &Portal,
     ) -> CdpResult<Self> {
+        let settings = &portal.settings;
         let uid = validate::identifier("uid", uid)?.to_string();
         let category = validate::event_name("category", category)?.to_string();
         let action = validate::event_name("action", action)?.to_string();
@@ -157,9 +170,12 @@ impl<'a> TrackRequest<'a> {
             StoredPayload::Item(container) => (container.as_value(), container.byte_len()),
             StoredPayload::Empty => (Value::Null, 0),
         };
-        let limit = settings::max_payload_bytes();
+        let limit = settings.max_payload_bytes();
         if size > limit {
-            return Err(CdpError::new(ErrorKind::LimitExceeded, format!("payload is {size} bytes; cdp.max_payload_bytes allows {limit}")));
+            return Err(CdpError::new(
+                ErrorKind::LimitExceeded,
+                format!("payload is {size} bytes; {} allows {limit}", settings.source_of("max_payload_bytes")),
+            ));
         }
         let facts = match value {
             Value::Null if matches!(payload, StoredPayload::Empty) => {
@@ -170,7 +186,7 @@ impl<'a> TrackRequest<'a> {
         let timezone = facts.context.timezone.as_deref();
         let event_time = match event_time {
             EventTime::At(t) => t,
-            EventTime::Sent(value) => time_at("event_time", &value, timezone)?,
+            EventTime::Sent(value) => time_at("event_time", &value, timezone, settings)?,
         };
         let trimmed = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
         let device_id = trimmed(&facts.context.device_id).filter(|d| junk_reason(d).is_none());
@@ -179,21 +195,25 @@ impl<'a> TrackRequest<'a> {
         let claim = match &facts.claim {
             None => Claim::None,
             Some(c) => match junk_reason(&c.customer_id) {
-                Some(why) => Claim::Junk(Skip { field: c.field.into(), value: c.customer_id.clone(), reason: why.into() }),
+                Some(why) => Claim::Refused(Skip { field: c.field.into(), value: c.customer_id.clone(), reason: why.into() }),
+                None if !claim_is_verified(portal, c.customer_id.trim(), c.identify_hash.as_deref()) => {
+                    Claim::Refused(Skip { field: c.field.into(), value: c.customer_id.clone(), reason: "unverified".into() })
+                }
                 None => {
                     let identify_time = match &c.identify_time {
-                        Some(value) => time_at("identify_time", value, timezone)?,
+                        Some(value) => time_at("identify_time", value, timezone, settings)?,
                         None => event_time,
                     };
-                    Claim::Identify(Box::new(IdentifyRequest::new(
-                        Some(&uid),
-                        Some(&c.customer_id),
-                        AttributeSource::Event(attributes),
-                        Some(c.identify_type.as_str()),
+                    let input = IdentifyInput {
+                        uid: Some(&uid),
+                        customer_id: Some(&c.customer_id),
+                        attributes: AttributeSource::Event(attributes),
+                        identify_type: Some(c.identify_type.as_str()),
                         identify_time,
-                        c.identify_id.as_deref(),
-                        device_id.clone(),
-                    )?))
+                        identify_id: c.identify_id.as_deref(),
+                        device_id: device_id.clone(),
+                    };
+                    Claim::Identify(Box::new(IdentifyRequest::new(input, settings)?))
                 }
             },
         };
@@ -233,5 +253,18 @@ impl<'a> TrackRequest<'a> {
     /// Email and phone of a lead form, and the values that were unusable.
     pub fn lead_contacts(&self) -> (Vec<Identifier>, Vec<Skip>) {
         contact_identifiers(&self.lead_form)
+    }
+}
+
+/// Whether an identity claim in a payload may identify: always where the
+/// portal does not require verification; else only with `extra.identify_hash`
+/// the HMAC-SHA256 of the customer id under the portal's secret.
+fn claim_is_verified(portal: &Portal, customer_id: &str, hash: Option<&str>) -> bool {
+    match portal.settings.identity_verification() {
+        Verification::Off => true,
+        Verification::Required => match (hash, portal.identity_secret.as_deref()) {
+            (Some(hash), Some(secret)) => identity_hash_is_valid(customer_id, hash, secret),
+            _ => false,
+        },
     }
 }

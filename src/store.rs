@@ -3,7 +3,8 @@
 //! for execution only; PostgreSQL re-plans kept statements by itself when the
 //! tables they use change. Rows are read one way: `Rows` and `Row`, columns
 //! by name, with a typed value or a clear internal error (a decoding failure
-//! is a bug, never a silent default).
+//! is a bug, never a silent default). The identity lock is the portal's
+//! (`portal::lock`).
 
 use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiHeapTupleData, SpiTupleTable};
@@ -74,24 +75,6 @@ impl Row<'_> {
     pub fn value<T: FromDatum + IntoDatum>(&self, name: &str) -> T {
         self.get(name).unwrap_or_else(|| panic!("cdp_identity: column {name} is NULL\n{}", self.sql))
     }
-}
-
-/// Advisory lock key (`pg_advisory_xact_lock(int, int)`, held until the
-/// transaction ends). Identity decisions (identify, merges, reassignments,
-/// erasures) take the identity lock exclusively; events that change profile
-/// state take it shared. Events that only append to the timeline take no lock.
-const IDENTITY_LOCK: (i32, i32) = (0x4344_5001, 0);
-
-/// Every identity decision runs alone, so it sees and changes a consistent
-/// set of profiles.
-pub fn lock_identity_exclusive(client: &mut SpiClient<'_>) {
-    exec(client, "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)", &[IDENTITY_LOCK.0.into(), IDENTITY_LOCK.1.into()]);
-}
-
-/// Profile writes of events run concurrently with each other, never with an
-/// identity decision.
-pub fn lock_identity_shared(client: &mut SpiClient<'_>) {
-    exec(client, "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, $2)", &[IDENTITY_LOCK.0.into(), IDENTITY_LOCK.1.into()]);
 }
 
 /// A jsonb datum (owned by the current call) as a statement argument.

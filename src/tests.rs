@@ -7,6 +7,7 @@ mod tests {
     use crate::jsonb::{self, Container, Value};
     use crate::payload::read;
     use crate::request::time_at;
+    use crate::settings::PortalSettings;
     use crate::tables::merges::Reason;
     use crate::tables::uids::UidState;
     use crate::timeparse::TimeValue;
@@ -27,20 +28,26 @@ mod tests {
     #[pg_test]
     fn json_times_keep_full_precision_whatever_the_session_time_zone() {
         let text = |t: &str| TimeValue::Text(t.into());
+        let defaults = PortalSettings::default();
         for session_zone in ["UTC", "America/Los_Angeles", "Asia/Tokyo"] {
             Spi::run(&format!("SET LOCAL TimeZone = '{session_zone}'")).unwrap();
-            assert_eq!(time_at("t", &text("2024-01-01T10:11:12Z"), None).unwrap(), ts("2024-01-01 10:11:12+00"));
-            assert_eq!(time_at("t", &text("2024-01-01T10:11:12.345+02:00"), None).unwrap(), ts("2024-01-01 08:11:12.345+00"));
-            assert_eq!(time_at("t", &text("2026-11-30 17:15:09.5"), Some("Asia/Ho_Chi_Minh")).unwrap(), ts("2026-11-30 10:15:09.5+00"));
+            assert_eq!(time_at("t", &text("2024-01-01T10:11:12Z"), None, &defaults).unwrap(), ts("2024-01-01 10:11:12+00"));
+            assert_eq!(time_at("t", &text("2024-01-01T10:11:12.345+02:00"), None, &defaults).unwrap(), ts("2024-01-01 08:11:12.345+00"));
+            assert_eq!(
+                time_at("t", &text("2026-11-30 17:15:09.5"), Some("Asia/Ho_Chi_Minh"), &defaults).unwrap(),
+                ts("2026-11-30 10:15:09.5+00")
+            );
             // No context.timezone: cdp.default_timezone (UTC), not the session's zone.
-            assert_eq!(time_at("t", &text("2026-11-30 17:15:09"), None).unwrap(), ts("2026-11-30 17:15:09+00"));
-            assert_eq!(time_at("t", &TimeValue::EpochMillis(1704103872345.0), None).unwrap(), ts("2024-01-01 10:11:12.345+00"));
+            assert_eq!(time_at("t", &text("2026-11-30 17:15:09"), None, &defaults).unwrap(), ts("2026-11-30 17:15:09+00"));
+            assert_eq!(time_at("t", &TimeValue::EpochMillis(1704103872345.0), None, &defaults).unwrap(), ts("2024-01-01 10:11:12.345+00"));
         }
-        assert_eq!(time_at("t", &text("2026-11-30 17:15:00"), Some("No/Such_Zone")).unwrap_err().sqlstate(), "22023");
-        assert_eq!(time_at("t", &text("2026-03-08 02:30:00"), Some("America/New_York")).unwrap_err().sqlstate(), "22007");
-        assert_eq!(time_at("t", &text("now"), None).unwrap_err().sqlstate(), "22007");
+        assert_eq!(time_at("t", &text("2026-11-30 17:15:00"), Some("No/Such_Zone"), &defaults).unwrap_err().sqlstate(), "22023");
+        assert_eq!(time_at("t", &text("2026-03-08 02:30:00"), Some("America/New_York"), &defaults).unwrap_err().sqlstate(), "22007");
+        assert_eq!(time_at("t", &text("now"), None, &defaults).unwrap_err().sqlstate(), "22007");
         Spi::run("SET LOCAL cdp.default_timezone = 'Asia/Tokyo'").unwrap();
-        assert_eq!(time_at("t", &text("2026-11-30 17:15:09"), None).unwrap(), ts("2026-11-30 08:15:09+00"));
+        assert_eq!(time_at("t", &text("2026-11-30 17:15:09"), None, &defaults).unwrap(), ts("2026-11-30 08:15:09+00"));
+        let paris = PortalSettings::parse(serde_json::json!({"default_timezone": "Europe/Paris"}).as_object().unwrap()).unwrap();
+        assert_eq!(time_at("t", &text("2026-11-30 17:15:09"), None, &paris).unwrap(), ts("2026-11-30 16:15:09+00"), "a portal's zone wins");
     }
 
     #[pg_test]
@@ -195,22 +202,57 @@ mod tests {
         }
     }
 
-    #[pg_test]
-    fn profile_writers_share_the_identity_lock() {
-        Spi::run("SELECT cdp.track_event('w', 'a', 'b')").unwrap();
-        let mode = Spi::get_one::<String>(
-            "SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = x'43445001'::int::oid",
-        );
-        assert_eq!(mode.unwrap().as_deref(), Some("ShareLock"), "creating a profile waits only for identify");
+    fn portal_row_lock() -> Option<String> {
+        // The identity lock is a row lock on the portal's row: pgrowlocks is
+        // not installed, so look at the tuple's locker instead.
+        Spi::get_one::<String>(
+            "SELECT CASE WHEN xmax::text::bigint = txid_current() % (2^32)::bigint THEN 'locked by me' END
+             FROM cdp.portal_settings WHERE portal = 'default'",
+        )
+        .unwrap()
     }
 
     #[pg_test]
-    fn identify_takes_the_identity_lock_exclusively() {
+    fn profile_writers_take_the_portal_lock() {
+        Spi::run("SELECT cdp.track_event('w', 'a', 'b')").unwrap();
+        assert_eq!(portal_row_lock().as_deref(), Some("locked by me"), "creating a profile takes the portal's identity lock");
+    }
+
+    #[pg_test]
+    fn appends_take_no_lock() {
+        Spi::run("SELECT cdp.track_event('w2', 'a', 'b')").unwrap();
+        Spi::run("COMMIT").ok();
+        let locks_before =
+            Spi::get_one::<i64>("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'tuple'").unwrap();
+        Spi::run("SELECT cdp.track_event('w2', 'a', 'c')").unwrap();
+        let locks_after = Spi::get_one::<i64>("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'tuple'").unwrap();
+        assert_eq!(locks_before, locks_after);
+    }
+
+    #[pg_test]
+    fn identify_takes_the_portal_lock() {
         Spi::run("SELECT cdp.identify('r', 'cr')").unwrap();
-        let mode = Spi::get_one::<String>(
-            "SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = x'43445001'::int::oid",
-        );
-        assert_eq!(mode.unwrap().as_deref(), Some("ExclusiveLock"));
+        assert_eq!(portal_row_lock().as_deref(), Some("locked by me"));
+    }
+
+    #[pg_test]
+    fn portal_settings_are_checked_key_by_key() {
+        let parse = |v: serde_json::Value| PortalSettings::parse(v.as_object().unwrap()).err().map(|e| e.message);
+        assert_eq!(parse(serde_json::json!({"max_payload_bytes": 2048, "identity_verification": "required"})), None);
+        for (bad, key) in [
+            (serde_json::json!({"max_payload_bytes": 10}), "max_payload_bytes"),
+            (serde_json::json!({"max_batch_items": "lots"}), "max_batch_items"),
+            (serde_json::json!({"device_linking": 1}), "device_linking"),
+            (serde_json::json!({"predict_review": 1.5}), "predict_review"),
+            (serde_json::json!({"identity_verification": "maybe"}), "identity_verification"),
+            (serde_json::json!({"contact_linking": "sometimes"}), "contact_linking"),
+            (serde_json::json!({"default_timezone": "Mars/Olympus"}), "default_timezone"),
+            (serde_json::json!({"predict_weights": {"shoe_size": [0.5, 0.1]}}), "predict_weights"),
+            (serde_json::json!({"max_payload_byte": 2048}), "max_payload_byte"),
+        ] {
+            let message = parse(bad.clone()).unwrap_or_else(|| panic!("{bad} was accepted"));
+            assert!(message.contains(key), "{bad}: {message}");
+        }
     }
 
     #[pg_test]

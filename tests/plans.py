@@ -13,7 +13,7 @@ statement (jit_above_cost = 0). The test fails when
 
 The tables are grown to realistic statistics by loading data (40,000 visitors
 with a device each, 8,000 customers, half of the visitors merged, 2,000
-undone merges, 5,000 erased UIDs, 400,000 events), with autovacuum off, like a fresh install under load or right after a
+undone merges, 5,000 erased UIDs, 400,000 events, 500 portals), with autovacuum off, like a fresh install under load or right after a
 bulk import. Three states are checked, each the way a real backend meets it:
   1. plans made while the tables were empty, kept by the backend and used
      after the growth (nothing invalidates them until an ANALYZE);
@@ -34,38 +34,43 @@ TABLES = ("profiles", "uids", "events", "identifiers", "profile_attributes", "me
 
 # Profile ids from 100,001 up, clear of the profiles the first round made.
 GROW = """
-INSERT INTO cdp.profiles (profile_id, customer_id, identified_at, created_at)
-SELECT 100000 + g, 'gc-' || g, now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, 8000) g;
-INSERT INTO cdp.profiles (profile_id, merged_into, merged_at, system, system_at)
-SELECT 108000 + g, CASE WHEN g % 2 = 0 THEN 100001 + g % 8000 END, CASE WHEN g % 2 = 0 THEN now() END,
+-- a SaaS with 500 portals (the test's calls work in 'default')
+INSERT INTO cdp.portal_settings (portal, settings) SELECT 'shop-' || g, '{"max_batch_items": 500}' FROM generate_series(1, 500) g;
+INSERT INTO cdp.portal_settings (portal) VALUES ('default') ON CONFLICT DO NOTHING;
+INSERT INTO cdp.portal_secrets (portal, identity_secret) SELECT 'shop-' || g, md5(g::text) || md5(g::text) FROM generate_series(1, 500) g;
+INSERT INTO cdp.portal_grants (portal, role) SELECT 'shop-' || g, 'tenant_' || g FROM generate_series(1, 500) g;
+INSERT INTO cdp.profiles (portal, profile_id, customer_id, identified_at, created_at)
+SELECT 'default', 100000 + g, 'gc-' || g, now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, 8000) g;
+INSERT INTO cdp.profiles (portal, profile_id, merged_into, merged_at, system, system_at)
+SELECT 'default', 108000 + g, CASE WHEN g % 2 = 0 THEN 100001 + g % 8000 END, CASE WHEN g % 2 = 0 THEN now() END,
        jsonb_build_object('user_agent', 'UA-' || g % 50, 'ip', '10.0.' || g % 200 || '.' || g % 250,
                           'device_id', 'g-dev-' || g), now() - interval '2 days'
 FROM generate_series(1, 40000) g;
 SELECT setval('cdp.profiles_profile_id_seq', 148000);
-INSERT INTO cdp.uids (uid, profile_id, last_device_id) SELECT 'g-uid-' || g, 108000 + g, 'g-dev-' || g FROM generate_series(1, 40000) g;
-INSERT INTO cdp.identifiers (kind, value, profile_id) SELECT 'device_id', 'g-dev-' || g, 108000 + g FROM generate_series(1, 40000) g;
-INSERT INTO cdp.identifiers (kind, value, profile_id) SELECT 'email', 'g' || g || '@example.com', 100000 + g FROM generate_series(1, 8000) g;
-INSERT INTO cdp.identifiers (kind, value, profile_id) SELECT 'identify_id', 'gc-' || g, 100000 + g FROM generate_series(1, 8000) g;
-INSERT INTO cdp.merges (kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time)
-SELECT 'merge', 108000 + g, 100001 + g % 8000, 'uid', 'g-uid-' || g, 'g-uid-' || g, 'exact', now() - interval '1 day'
+INSERT INTO cdp.uids (portal, uid, profile_id, last_device_id) SELECT 'default', 'g-uid-' || g, 108000 + g, 'g-dev-' || g FROM generate_series(1, 40000) g;
+INSERT INTO cdp.identifiers (portal, kind, value, profile_id, trusted) SELECT 'default', 'device_id', 'g-dev-' || g, 108000 + g, true FROM generate_series(1, 40000) g;
+INSERT INTO cdp.identifiers (portal, kind, value, profile_id, trusted) SELECT 'default', 'email', 'g' || g || '@example.com', 100000 + g, true FROM generate_series(1, 8000) g;
+INSERT INTO cdp.identifiers (portal, kind, value, profile_id, trusted) SELECT 'default', 'identify_id', 'gc-' || g, 100000 + g, true FROM generate_series(1, 8000) g;
+INSERT INTO cdp.merges (portal, kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time)
+SELECT 'default', 'merge', 108000 + g, 100001 + g % 8000, 'uid', 'g-uid-' || g, 'g-uid-' || g, 'exact', now() - interval '1 day'
 FROM generate_series(2, 40000, 2) g;
 -- operators undid some merges: 2,000 remembered decisions
-INSERT INTO cdp.merges (kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time, undone_at)
-SELECT 'merge', 108000 + g, 100001 + g % 8000, 'device_id', 'g-dev-' || g, 'g-uid-' || g, 'exact', now() - interval '1 day', now()
+INSERT INTO cdp.merges (portal, kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time, undone_at)
+SELECT 'default', 'merge', 108000 + g, 100001 + g % 8000, 'device_id', 'g-dev-' || g, 'g-uid-' || g, 'exact', now() - interval '1 day', now()
 FROM generate_series(1, 40000, 20) g;
-INSERT INTO cdp.merge_blocks (from_profile, into_profile, evidence, merge_id)
-SELECT from_profile, into_profile, ARRAY['device_id:' || evidence], merge_id FROM cdp.merges WHERE undone_at IS NOT NULL AND reason = 'device_id';
-INSERT INTO cdp.profile_attributes (profile_id, key, value, set_at, source)
-SELECT 100000 + g, k, to_jsonb('v' || g), now() - interval '1 day', 'identify'
+INSERT INTO cdp.merge_blocks (portal, from_profile, into_profile, evidence, merge_id)
+SELECT 'default', from_profile, into_profile, ARRAY['device_id:' || evidence], merge_id FROM cdp.merges WHERE undone_at IS NOT NULL AND reason = 'device_id';
+INSERT INTO cdp.profile_attributes (portal, profile_id, key, value, set_at, source)
+SELECT 'default', 100000 + g, k, to_jsonb('v' || g), now() - interval '1 day', 'identify'
 FROM generate_series(1, 8000) g, unnest(ARRAY['name', 'plan', 'email']) k;
-INSERT INTO cdp.identify_skips (uid, field, value, reason)
-SELECT 'g-uid-' || g, 'attributes.email', 'x', 'not a usable email address' FROM generate_series(1, 40000, 20) g;
-INSERT INTO cdp.erasures (erasure_id, kind, subject_sha256, counts)
-SELECT g, 'uid', md5(g::text), '{}' FROM generate_series(1, 2000) g;
+INSERT INTO cdp.identify_skips (portal, uid, field, value, reason)
+SELECT 'default', 'g-uid-' || g, 'attributes.email', 'x', 'not a usable email address' FROM generate_series(1, 40000, 20) g;
+INSERT INTO cdp.erasures (portal, erasure_id, kind, subject_sha256, counts)
+SELECT 'default', g, 'uid', md5(g::text), '{}' FROM generate_series(1, 2000) g;
 SELECT setval('cdp.erasures_erasure_id_seq', 2000);
-INSERT INTO cdp.erased_uids (uid_sha256, erasure_id) SELECT encode(sha256(('erased-' || g)::bytea), 'hex'), 1 + g % 2000 FROM generate_series(1, 5000) g;
-INSERT INTO cdp.events (profile_id, uid, category, action, event_time, session_id, message_id, payload)
-SELECT 108001 + g % 40000, 'g-uid-' || (1 + g % 40000), 'pageview', 'view', now() - interval '2 days' + g * interval '10 ms',
+INSERT INTO cdp.erased_uids (portal, uid_sha256, erasure_id) SELECT 'default', encode(sha256(('erased-' || g)::bytea), 'hex'), 1 + g % 2000 FROM generate_series(1, 5000) g;
+INSERT INTO cdp.events (portal, profile_id, uid, category, action, event_time, session_id, message_id, payload)
+SELECT 'default', 108001 + g % 40000, 'g-uid-' || (1 + g % 40000), 'pageview', 'view', now() - interval '2 days' + g * interval '10 ms',
        's' || g / 10, 'gm-' || g, '{"context": {"page_url": "https://shop.example/p"}}'
 FROM generate_series(1, 400000) g;
 """

@@ -3,30 +3,33 @@
 //! - `blocks`: decisions an unmerge remembers (the same evidence does not
 //!   merge the same profiles again);
 //! - `suppression`: UIDs whose events an erasure suppresses;
-//! - the merge cap (`cdp.max_merges_per_identify`);
+//! - the merge cap (the portal's `max_merges_per_identify`);
+//! - the portal's `contact_linking` policy for emails and phones only a lead
+//!   form gave (merge, suggest for review, or ignore);
 //! - a profile already belonging to a customer is never taken, and two
 //!   customers are never merged.
 //!
-//! Concurrency: an identify holds the identity lock exclusively (see
-//! `store`), so identity decisions never interleave, and events that change
-//! profiles wait for it (events that only append do not). The profiles it
-//! merges are also locked and re-checked, in ascending id order. The request
-//! was checked before (`request::IdentifyRequest`): nothing here fails on input.
+//! Concurrency: an identify holds its portal's identity lock (see
+//! `portal::lock`), so identity decisions of a portal never interleave, and
+//! events that change profiles wait for it (events that only append do not).
+//! The profiles it merges are also locked and re-checked, in ascending id
+//! order. The request was checked before (`request::IdentifyRequest`):
+//! nothing here fails on input.
 
 pub mod blocks;
 pub mod suppression;
 
 use crate::attributes::{Identifier, Skip};
+use crate::portal::Portal;
 use crate::predict;
 use crate::request::IdentifyRequest;
-use crate::settings::{self, PredictSettings};
-use crate::store::lock_identity_exclusive;
+use crate::settings::{ContactLinking, PredictSettings};
 use crate::tables::merges::{self, Decision, Reason};
 use crate::tables::{identifiers, profile_attributes, profiles, suggestions, uids};
 use crate::validate::IdentifyType;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 pub struct IdentifyOutcome {
@@ -37,21 +40,22 @@ pub struct IdentifyOutcome {
     pub merged: Vec<i64>,
 }
 
-pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest) -> IdentifyOutcome {
-    lock_identity_exclusive(client);
-    suppression::lift(client, &req.uid);
-    let customer = profiles::find_or_create_customer(client, &req.customer_id, req.identify_time);
+pub fn identify(client: &mut SpiClient<'_>, portal: &Portal, req: &IdentifyRequest) -> IdentifyOutcome {
+    let here = portal.name.as_str();
+    crate::portal::lock(client, portal);
+    suppression::lift(client, here, &req.uid);
+    let customer = profiles::find_or_create_customer(client, here, &req.customer_id, req.identify_time);
     let decision = Decision { uid: Some(&req.uid), identify_type: req.identify_type, identify_time: req.identify_time };
 
     // The identifying UID's own profile: merge it, keep it, or move the UID.
     let mut candidates: BTreeMap<i64, (Reason, String)> = BTreeMap::new();
     let mut evidence_profile = None;
     let mut shared_browser = false;
-    let blocks = blocks::for_customer(client, customer);
+    let blocks = blocks::for_customer(client, here, customer);
     let uid_evidence = format!("uid:{}", req.uid);
-    match uids::resolve(client, &req.uid) {
-        // Under the exclusive identity lock nobody else creates UIDs, so this insert always wins.
-        None => _ = uids::map(client, &req.uid, customer),
+    match uids::resolve(client, here, &req.uid) {
+        // Under the portal's identity lock nobody else creates UIDs, so this insert always wins.
+        None => _ = uids::map(client, here, &req.uid, customer),
         Some(s) if s.root == customer => evidence_profile = Some(s.own_profile),
         Some(s) if blocks::is_blocked(&blocks, s.root, &uid_evidence, req.identify_time) => {}
         Some(s) if !s.root_is_customer => {
@@ -59,25 +63,39 @@ pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest) -> IdentifyOu
             evidence_profile = Some(s.own_profile);
         }
         Some(s) => {
-            merges::reassign_uid(client, &req.uid, s.root, customer, &decision);
+            merges::reassign_uid(client, here, &req.uid, s.root, customer, &decision);
             shared_browser = true;
         }
     }
 
-    identifiers::add(client, customer, &req.person);
+    identifiers::add(client, here, customer, &req.person, true);
     // The identify's own attributes first: merged profiles only fill gaps.
-    profile_attributes::set(client, customer, &req.attributes, req.identify_time, "identify");
+    profile_attributes::set(client, here, customer, &req.attributes, req.identify_time, "identify");
 
     // A browser shared by two customers says nothing about who its anonymous visitors were.
-    let device_linking = settings::device_linking() && !shared_browser;
+    let device_linking = portal.settings.device_linking() && !shared_browser;
+    let contact_linking = portal.settings.contact_linking();
     let mut evidence = req.person.clone();
     if let (true, Some(device)) = (device_linking, req.device_id.as_deref()) {
         evidence.push(Identifier { kind: "device_id", value: device.to_string() });
     }
-    for m in identifiers::anonymous_matches(client, customer, &evidence, evidence_profile, device_linking) {
+    for m in identifiers::anonymous_matches(client, here, customer, &evidence, evidence_profile, device_linking) {
         let Some(reason) = Reason::of_identifier_kind(&m.kind) else { continue };
         if blocks::is_blocked(&blocks, m.root, &format!("{}:{}", m.kind, m.value), req.identify_time) {
             continue;
+        }
+        // An email or phone only a lead form gave (no verified identity)
+        // links by the portal's contact_linking policy.
+        if !m.trusted && !candidates.contains_key(&m.root) {
+            match contact_linking {
+                ContactLinking::Merge => {}
+                ContactLinking::Off => continue,
+                ContactLinking::Suggest => {
+                    let signals = json!({m.kind.as_str(): {"agrees": true, "unverified": true, "value": m.value}});
+                    suggestions::suggest(client, here, m.root, customer, 1.0, &signals);
+                    continue;
+                }
+            }
         }
         let entry = candidates.entry(m.root).or_insert((reason, m.value.clone()));
         if reason < entry.0 {
@@ -86,22 +104,22 @@ pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest) -> IdentifyOu
     }
 
     if let Some(settings) = &req.predict {
-        for (profile, probability, signals) in predicted_matches(client, customer, evidence_profile, req.identify_time, settings) {
+        for (profile, probability, signals) in predicted_matches(client, here, customer, evidence_profile, req.identify_time, settings) {
             if candidates.contains_key(&profile) || blocks::is_blocked(&blocks, profile, "predict", req.identify_time) {
                 continue;
             }
             if probability >= settings.auto_merge {
                 candidates.insert(profile, (Reason::Predict, format!("p={probability:.3} {signals}")));
             } else if probability >= settings.review {
-                suggestions::suggest(client, profile, customer, probability, &signals);
+                suggestions::suggest(client, here, profile, customer, probability, &signals);
             }
         }
     }
 
-    let mut merged = profiles::lock_still_anonymous(client, candidates.keys().copied().collect());
+    let mut merged = profiles::lock_still_anonymous(client, here, candidates.keys().copied().collect());
     let mut skips = req.skips.clone();
     // The cap keeps the strongest evidence (then the oldest profiles); the rest is recorded.
-    let cap = settings::max_merges_per_identify();
+    let cap = portal.settings.max_merges_per_identify();
     if merged.len() > cap {
         merged.sort_by_key(|id| (candidates[id].0, *id));
         for id in merged.split_off(cap) {
@@ -109,13 +127,13 @@ pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest) -> IdentifyOu
             skips.push(Skip {
                 field: "merge_cap".into(),
                 value: format!("profile {id} ({}: {evidence})", reason.as_str()),
-                reason: format!("over cdp.max_merges_per_identify ({cap})"),
+                reason: format!("over {} ({cap})", portal.settings.source_of("max_merges_per_identify")),
             });
         }
     }
     for profile_id in &merged {
         let (reason, evidence) = &candidates[profile_id];
-        merges::merge(client, *profile_id, customer, *reason, evidence, &decision);
+        merges::merge(client, here, *profile_id, customer, *reason, evidence, &decision);
     }
     IdentifyOutcome { customer, skips, merged }
 }
@@ -125,13 +143,14 @@ pub fn identify(client: &mut SpiClient<'_>, req: &IdentifyRequest) -> IdentifyOu
 /// step), each with its match probability and what each signal did.
 fn predicted_matches(
     client: &mut SpiClient<'_>,
+    portal: &str,
     customer: i64,
     identifying_profile: Option<i64>,
     identify_time: TimestampWithTimeZone,
     settings: &PredictSettings,
 ) -> Vec<(i64, f64, Value)> {
     let mut ours = predict::Signals::new();
-    for system in profiles::systems_of(client, customer, identifying_profile) {
+    for system in profiles::systems_of(client, portal, customer, identifying_profile) {
         predict::signals_of(&system, &mut ours);
     }
     if ours.is_empty() {
@@ -139,7 +158,7 @@ fn predicted_matches(
     }
     ours.entry("recent".into()).or_default().insert("yes".into());
     let set = |key: &str| ours.get(key).map(|s| s.iter().cloned().collect::<Vec<String>>()).unwrap_or_default();
-    profiles::predict_candidates(client, customer, set("user_agent"), set("device_id"), set("ip_network"), identify_time)
+    profiles::predict_candidates(client, portal, customer, set("user_agent"), set("device_id"), set("ip_network"), identify_time)
         .into_iter()
         .map(|(profile, system, recent)| {
             let mut theirs = predict::Signals::new();
@@ -154,7 +173,14 @@ fn predicted_matches(
 }
 
 /// Merges a profile a reviewer accepted (reason `predict`, no UID).
-pub fn merge_accepted(client: &mut SpiClient<'_>, profile: i64, customer: i64, evidence: &str, at: TimestampWithTimeZone) -> i64 {
+pub fn merge_accepted(
+    client: &mut SpiClient<'_>,
+    portal: &str,
+    profile: i64,
+    customer: i64,
+    evidence: &str,
+    at: TimestampWithTimeZone,
+) -> i64 {
     let decision = Decision { uid: None, identify_type: IdentifyType::Predict, identify_time: at };
-    merges::merge(client, profile, customer, Reason::Predict, evidence, &decision)
+    merges::merge(client, portal, profile, customer, Reason::Predict, evidence, &decision)
 }

@@ -11,24 +11,25 @@ use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::spi::SpiClient;
 use std::collections::{HashMap, HashSet};
 
-/// The stored columns, in the order of the first seven parameters of the
-/// statements below (`$1` uid ... `$7` payload) after the profile.
+/// The stored columns. The statements below give them as `$8` (portal), the
+/// profile, then `$1` uid ... `$7` payload.
 macro_rules! event_columns {
     () => {
-        "profile_id, uid, category, action, event_time, session_id, message_id, payload"
+        "portal, profile_id, uid, category, action, event_time, session_id, message_id, payload"
     };
 }
 
 /// An SDK retry (a message id already stored) is not stored again.
 macro_rules! on_retry {
     () => {
-        " ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO NOTHING "
+        " ON CONFLICT (portal, message_id) WHERE message_id IS NOT NULL DO NOTHING "
     };
 }
 
-/// The event's own values as `$1..$7` (uid, category, action, event_time,
-/// session_id, message_id, payload), followed by a statement's other arguments.
-fn event_values<'a>(req: &'a TrackRequest<'_>, more: impl IntoIterator<Item = DatumWithOid<'a>>) -> Vec<DatumWithOid<'a>> {
+/// The event's own values as `$1..$8` (uid, category, action, event_time,
+/// session_id, message_id, payload, portal), followed by a statement's other
+/// arguments.
+fn event_values<'a>(portal: &'a str, req: &'a TrackRequest<'_>, more: impl IntoIterator<Item = DatumWithOid<'a>>) -> Vec<DatumWithOid<'a>> {
     let payload = match &req.payload {
         StoredPayload::Whole(arg) => arg.as_arg(),
         StoredPayload::Item(container) => jsonb_arg(container.to_datum()),
@@ -42,6 +43,7 @@ fn event_values<'a>(req: &'a TrackRequest<'_>, more: impl IntoIterator<Item = Da
         req.context.session_id.as_deref().into(),
         req.message_id.as_deref().into(),
         payload,
+        portal.into(),
     ]);
     values.extend(more);
     values
@@ -53,33 +55,34 @@ fn event_values<'a>(req: &'a TrackRequest<'_>, more: impl IntoIterator<Item = Da
 /// the same rule as `UidState::system_changes`). Returns the unified profile
 /// and whether the event was stored (false for a retry); None when the rule
 /// does not hold and the caller takes the general path.
-pub fn append_to_known_uid(client: &mut SpiClient<'_>, req: &TrackRequest<'_>) -> Option<(i64, bool)> {
+pub fn append_to_known_uid(client: &mut SpiClient<'_>, portal: &str, req: &TrackRequest<'_>) -> Option<(i64, bool)> {
     let f = &req.system_fields;
     let row = exec(
         client,
         concat!(
             "WITH s AS (
                  SELECT u.profile_id, coalesce(p.merged_into, p.profile_id) AS root
-                 FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id
-                 WHERE u.uid = $1
-                   AND ($8::text IS NULL OR p.system ->> 'user_agent' = $8)
-                   AND ($9::text IS NULL OR p.system ->> 'locale' = $9)
-                   AND ($10::text IS NULL OR p.system ->> 'timezone' = $10)
-                   AND ($11::text IS NULL OR p.system ->> 'ip' = $11)
-                   AND ($12::text IS NULL OR p.system ->> 'screen' = $12)
-                   AND ($13::text IS NULL OR p.system ->> 'device_id' = $13)
-                   AND ($14::text IS NULL OR u.last_device_id = $14)
-                   AND ($15 OR p.first_touch_at <= $4)
+                 FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id
+                 WHERE u.portal = $8 AND u.uid = $1
+                   AND ($9::text IS NULL OR p.system ->> 'user_agent' = $9)
+                   AND ($10::text IS NULL OR p.system ->> 'locale' = $10)
+                   AND ($11::text IS NULL OR p.system ->> 'timezone' = $11)
+                   AND ($12::text IS NULL OR p.system ->> 'ip' = $12)
+                   AND ($13::text IS NULL OR p.system ->> 'screen' = $13)
+                   AND ($14::text IS NULL OR p.system ->> 'device_id' = $14)
+                   AND ($15::text IS NULL OR u.last_device_id = $15)
+                   AND ($16 OR p.first_touch_at <= $4)
              ), ins AS (
                  INSERT INTO cdp.events (",
             event_columns!(),
-            ") SELECT s.profile_id, $1, $2, $3, $4, $5, $6, $7 FROM s",
+            ") SELECT $8, s.profile_id, $1, $2, $3, $4, $5, $6, $7 FROM s",
             on_retry!(),
             "RETURNING event_id
              )
              SELECT s.root, EXISTS (SELECT FROM ins) AS stored FROM s"
         ),
         &event_values(
+            portal,
             req,
             [
                 f.user_agent.as_deref().into(),
@@ -99,17 +102,17 @@ pub fn append_to_known_uid(client: &mut SpiClient<'_>, req: &TrackRequest<'_>) -
 
 /// Stores one event on a profile; None when its message id is already
 /// stored (an SDK retry).
-pub fn insert_one(client: &mut SpiClient<'_>, req: &TrackRequest<'_>, profile_id: i64) -> Option<i64> {
+pub fn insert_one(client: &mut SpiClient<'_>, portal: &str, req: &TrackRequest<'_>, profile_id: i64) -> Option<i64> {
     exec(
         client,
         concat!(
             "INSERT INTO cdp.events (",
             event_columns!(),
-            ") VALUES ($8, $1, $2, $3, $4, $5, $6, $7)",
+            ") VALUES ($8, $9, $1, $2, $3, $4, $5, $6, $7)",
             on_retry!(),
             "RETURNING event_id"
         ),
-        &event_values(req, [profile_id.into()]),
+        &event_values(portal, req, [profile_id.into()]),
     )
     .optional()
     .map(|row| row.value("event_id"))
@@ -126,7 +129,7 @@ pub struct BatchedEvent<'r, 'a> {
 /// Stores events of a batch in one statement; each payload is taken from the
 /// batch array as it is (no copy through Rust). Returns the message ids that
 /// were stored (the others are retries, in the batch or before it).
-pub fn insert_batch(client: &mut SpiClient<'_>, batch: &JsonbArg, events: &[BatchedEvent<'_, '_>]) -> HashSet<String> {
+pub fn insert_batch(client: &mut SpiClient<'_>, portal: &str, batch: &JsonbArg, events: &[BatchedEvent<'_, '_>]) -> HashSet<String> {
     let column = |f: &dyn Fn(&TrackRequest<'_>) -> Option<String>| events.iter().map(|e| f(e.req)).collect::<Vec<Option<String>>>();
     let times: Vec<TimestampWithTimeZone> = events.iter().map(|e| e.req.event_time).collect();
     exec(
@@ -134,7 +137,7 @@ pub fn insert_batch(client: &mut SpiClient<'_>, batch: &JsonbArg, events: &[Batc
         concat!(
             "INSERT INTO cdp.events (",
             event_columns!(),
-            ") SELECT t.profile_id, t.uid, t.category, t.action, t.event_time, t.session_id, t.message_id,
+            ") SELECT $10, t.profile_id, t.uid, t.category, t.action, t.event_time, t.session_id, t.message_id,
                       CASE WHEN pg_catalog.jsonb_typeof(pg_catalog.jsonb_extract_path($8, t.position::text, 'payload')) = 'object'
                            THEN pg_catalog.jsonb_extract_path($8, t.position::text, 'payload') ELSE '{}' END
                FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]),
@@ -154,6 +157,7 @@ pub fn insert_batch(client: &mut SpiClient<'_>, batch: &JsonbArg, events: &[Batc
             column(&|r| r.message_id.clone()).into(),
             batch.as_arg(),
             events.iter().map(|e| e.position as i32).collect::<Vec<i32>>().into(),
+            portal.into(),
         ],
     )
     .rows()
@@ -162,14 +166,14 @@ pub fn insert_batch(client: &mut SpiClient<'_>, batch: &JsonbArg, events: &[Batc
 }
 
 /// The unified profile of the stored event of each of these message ids.
-pub fn roots_of_messages(client: &mut SpiClient<'_>, message_ids: Vec<String>) -> HashMap<String, i64> {
+pub fn roots_of_messages(client: &mut SpiClient<'_>, portal: &str, message_ids: Vec<String>) -> HashMap<String, i64> {
     exec(
         client,
         "SELECT k.* FROM pg_catalog.unnest($1::text[]) AS q(message_id),
               LATERAL (SELECT e.message_id, coalesce(p.merged_into, p.profile_id) AS root
-                       FROM cdp.events e JOIN cdp.profiles p ON p.profile_id = e.profile_id
-                       WHERE e.message_id = q.message_id OFFSET 0) AS k",
-        &[message_ids.into()],
+                       FROM cdp.events e JOIN cdp.profiles p ON p.portal = e.portal AND p.profile_id = e.profile_id
+                       WHERE e.portal = $2 AND e.message_id = q.message_id OFFSET 0) AS k",
+        &[message_ids.into(), portal.into()],
     )
     .rows()
     .map(|row| (row.value("message_id"), row.value("root")))
@@ -177,11 +181,13 @@ pub fn roots_of_messages(client: &mut SpiClient<'_>, message_ids: Vec<String>) -
 }
 
 /// The unified profile of the stored event with this message id.
-pub fn root_of_message(client: &mut SpiClient<'_>, message_id: &str) -> Option<i64> {
-    roots_of_messages(client, vec![message_id.to_string()]).remove(message_id)
+pub fn root_of_message(client: &mut SpiClient<'_>, portal: &str, message_id: &str) -> Option<i64> {
+    roots_of_messages(client, portal, vec![message_id.to_string()]).remove(message_id)
 }
 
 /// How many events arrived on a profile (not counting merged ones).
-pub fn count_on_profile(client: &mut SpiClient<'_>, profile_id: i64) -> i64 {
-    exec(client, "SELECT count(*) AS events FROM cdp.events WHERE profile_id = $1", &[profile_id.into()]).one().value("events")
+pub fn count_on_profile(client: &mut SpiClient<'_>, portal: &str, profile_id: i64) -> i64 {
+    exec(client, "SELECT count(*) AS events FROM cdp.events WHERE portal = $2 AND profile_id = $1", &[profile_id.into(), portal.into()])
+        .one()
+        .value("events")
 }

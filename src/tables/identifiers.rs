@@ -7,7 +7,10 @@ use crate::attributes::Identifier;
 use crate::store::exec;
 use pgrx::spi::SpiClient;
 
-pub fn add(client: &mut SpiClient<'_>, profile_id: i64, identifiers: &[Identifier]) {
+/// Records identifiers on a profile. `trusted`: they come from a backend
+/// identify or a verified claim, not from a lead form; an identifier seen
+/// both ways is trusted.
+pub fn add(client: &mut SpiClient<'_>, portal: &str, profile_id: i64, identifiers: &[Identifier], trusted: bool) {
     if identifiers.is_empty() {
         return;
     }
@@ -15,10 +18,10 @@ pub fn add(client: &mut SpiClient<'_>, profile_id: i64, identifiers: &[Identifie
     let values: Vec<String> = identifiers.iter().map(|i| i.value.clone()).collect();
     exec(
         client,
-        "INSERT INTO cdp.identifiers (kind, value, profile_id)
-         SELECT t.kind, t.value, $3 FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS t(kind, value)
-         ON CONFLICT DO NOTHING",
-        &[kinds.into(), values.into(), profile_id.into()],
+        "INSERT INTO cdp.identifiers AS i (portal, kind, value, profile_id, trusted)
+         SELECT $4, t.kind, t.value, $3, $5 FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS t(kind, value)
+         ON CONFLICT (portal, kind, value, profile_id) DO UPDATE SET trusted = true WHERE NOT i.trusted AND excluded.trusted",
+        &[kinds.into(), values.into(), profile_id.into(), portal.into(), trusted.into()],
     );
 }
 
@@ -27,6 +30,8 @@ pub struct Match {
     pub root: i64,
     pub kind: String,
     pub value: String,
+    /// Whether the candidate's identifier came from a trusted source.
+    pub trusted: bool,
 }
 
 /// Live anonymous profiles that share evidence with the customer: the
@@ -35,6 +40,7 @@ pub struct Match {
 /// UID's own profile (its device ids only when device linking is on).
 pub fn anonymous_matches(
     client: &mut SpiClient<'_>,
+    portal: &str,
     customer: i64,
     evidence: &[Identifier],
     evidence_profile: Option<i64>,
@@ -47,9 +53,9 @@ pub fn anonymous_matches(
         // Every lookup is an index lookup whatever the table sizes (OFFSET 0
         // keeps the planner from turning them into scans and hash joins).
         "WITH family(profile_id) AS (
-             SELECT f.profile_id FROM cdp.profiles f WHERE f.profile_id = $1
+             SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = $6 AND f.profile_id = $1
              UNION ALL
-             SELECT f.profile_id FROM cdp.profiles f WHERE f.merged_into = $1
+             SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = $6 AND f.merged_into = $1
              UNION ALL
              SELECT $4 WHERE $4 IS NOT NULL
          ), evidence(kind, value) AS (
@@ -59,21 +65,22 @@ pub fn anonymous_matches(
              SELECT k.kind, k.value
              FROM family, LATERAL (
                  SELECT i.kind, i.value FROM cdp.identifiers i
-                 WHERE i.profile_id = family.profile_id
+                 WHERE i.portal = $6 AND i.profile_id = family.profile_id
                    AND (i.kind <> 'device_id' OR ($5 AND family.profile_id = $4))
                  OFFSET 0) AS k
          )
-         SELECT DISTINCT m.root, m.kind, m.value
+         SELECT m.root, m.kind, m.value, bool_or(m.trusted) AS trusted
          FROM evidence e, LATERAL (
-             SELECT r.profile_id AS root, i.kind, i.value
+             SELECT r.profile_id AS root, i.kind, i.value, i.trusted
              FROM cdp.identifiers i
-             JOIN cdp.profiles p ON p.profile_id = i.profile_id
-             JOIN cdp.profiles r ON r.profile_id = coalesce(p.merged_into, p.profile_id)
-             WHERE i.kind = e.kind AND i.value = e.value AND r.customer_id IS NULL AND r.merged_into IS NULL
-             OFFSET 0) AS m",
-        &[customer.into(), kinds.into(), values.into(), evidence_profile.into(), device_linking.into()],
+             JOIN cdp.profiles p ON p.portal = i.portal AND p.profile_id = i.profile_id
+             JOIN cdp.profiles r ON r.portal = p.portal AND r.profile_id = coalesce(p.merged_into, p.profile_id)
+             WHERE i.portal = $6 AND i.kind = e.kind AND i.value = e.value AND r.customer_id IS NULL AND r.merged_into IS NULL
+             OFFSET 0) AS m
+         GROUP BY m.root, m.kind, m.value",
+        &[customer.into(), kinds.into(), values.into(), evidence_profile.into(), device_linking.into(), portal.into()],
     )
     .rows()
-    .map(|row| Match { root: row.value("root"), kind: row.value("kind"), value: row.value("value") })
+    .map(|row| Match { root: row.value("root"), kind: row.value("kind"), value: row.value("value"), trusted: row.value("trusted") })
     .collect()
 }

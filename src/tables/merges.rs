@@ -60,21 +60,29 @@ pub struct Decision<'a> {
 /// Cost is independent of the number of events. The customer's attributes
 /// win; the merged profile only fills gaps, and the filled keys are recorded
 /// so the merge can be undone.
-pub fn merge(client: &mut SpiClient<'_>, anonymous: i64, customer: i64, reason: Reason, evidence: &str, decided_by: &Decision<'_>) -> i64 {
+pub fn merge(
+    client: &mut SpiClient<'_>,
+    portal: &str,
+    anonymous: i64,
+    customer: i64,
+    reason: Reason,
+    evidence: &str,
+    decided_by: &Decision<'_>,
+) -> i64 {
     exec(
         client,
         "WITH merged AS (
              UPDATE cdp.profiles SET merged_into = $2, merged_at = pg_catalog.now()
-             WHERE profile_id = $1 RETURNING profile_id
+             WHERE portal = $8 AND profile_id = $1 RETURNING profile_id
          ), filled AS (
-             INSERT INTO cdp.profile_attributes (profile_id, key, value, set_at, source, source_profile)
-             SELECT $2, a.key, a.value, a.set_at, 'merge', $1 FROM cdp.profile_attributes a WHERE a.profile_id = $1
+             INSERT INTO cdp.profile_attributes (portal, profile_id, key, value, set_at, source, source_profile)
+             SELECT $8, $2, a.key, a.value, a.set_at, 'merge', $1 FROM cdp.profile_attributes a WHERE a.portal = $8 AND a.profile_id = $1
              ORDER BY a.key COLLATE \"C\"
-             ON CONFLICT (profile_id, key) DO NOTHING
+             ON CONFLICT (portal, profile_id, key) DO NOTHING
              RETURNING key
          )
-         INSERT INTO cdp.merges (kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time, filled_attributes)
-         SELECT 'merge', merged.profile_id, $2, $3, $4, $5, $6, $7,
+         INSERT INTO cdp.merges (portal, kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time, filled_attributes)
+         SELECT $8, 'merge', merged.profile_id, $2, $3, $4, $5, $6, $7,
                 coalesce((SELECT pg_catalog.array_agg(key ORDER BY key) FROM filled), '{}')
          FROM merged
          RETURNING merge_id",
@@ -86,6 +94,7 @@ pub fn merge(client: &mut SpiClient<'_>, anonymous: i64, customer: i64, reason: 
             decided_by.uid.into(),
             decided_by.identify_type.as_str().into(),
             decided_by.identify_time.into(),
+            portal.into(),
         ],
     )
     .one()
@@ -94,15 +103,15 @@ pub fn merge(client: &mut SpiClient<'_>, anonymous: i64, customer: i64, reason: 
 
 /// A UID of customer `from` identifies as another customer: the UID counts
 /// for `into` from now on, `from` keeps its id and its history.
-pub fn reassign_uid(client: &mut SpiClient<'_>, uid: &str, from: i64, into: i64, decided_by: &Decision<'_>) {
+pub fn reassign_uid(client: &mut SpiClient<'_>, portal: &str, uid: &str, from: i64, into: i64, decided_by: &Decision<'_>) {
     exec(
         client,
-        "WITH before AS (SELECT profile_id FROM cdp.uids WHERE uid = $1),
-              moved AS (UPDATE cdp.uids SET profile_id = $3 WHERE uid = $1 RETURNING uid)
-         INSERT INTO cdp.merges (kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time,
+        "WITH before AS (SELECT profile_id FROM cdp.uids WHERE portal = $6 AND uid = $1),
+              moved AS (UPDATE cdp.uids SET profile_id = $3 WHERE portal = $6 AND uid = $1 RETURNING uid)
+         INSERT INTO cdp.merges (portal, kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time,
                                  uid_profile_before)
-         SELECT 'uid_reassigned', $2, $3, 'uid', moved.uid, moved.uid, $4, $5, before.profile_id FROM moved, before",
-        &[uid.into(), from.into(), into.into(), decided_by.identify_type.as_str().into(), decided_by.identify_time.into()],
+         SELECT $6, 'uid_reassigned', $2, $3, 'uid', moved.uid, moved.uid, $4, $5, before.profile_id FROM moved, before",
+        &[uid.into(), from.into(), into.into(), decided_by.identify_type.as_str().into(), decided_by.identify_time.into(), portal.into()],
     );
 }
 
@@ -129,11 +138,12 @@ fn decode(row: &Row<'_>) -> MergeRow {
     }
 }
 
-pub fn load(client: &mut SpiClient<'_>, merge_id: i64) -> Option<MergeRow> {
+pub fn load(client: &mut SpiClient<'_>, portal: &str, merge_id: i64) -> Option<MergeRow> {
     exec(
         client,
-        "SELECT merge_id, kind, from_profile, into_profile, uid, uid_profile_before, undone_at FROM cdp.merges WHERE merge_id = $1",
-        &[merge_id.into()],
+        "SELECT merge_id, kind, from_profile, into_profile, uid, uid_profile_before, undone_at FROM cdp.merges
+         WHERE portal = $2 AND merge_id = $1",
+        &[merge_id.into(), portal.into()],
     )
     .optional()
     .map(|row| decode(&row))
@@ -141,15 +151,15 @@ pub fn load(client: &mut SpiClient<'_>, merge_id: i64) -> Option<MergeRow> {
 
 /// Later, still active merges into the same customer whose evidence is an
 /// identifier of the profile being restored (newest first).
-pub fn dependents(client: &mut SpiClient<'_>, merge: &MergeRow) -> Vec<i64> {
+pub fn dependents(client: &mut SpiClient<'_>, portal: &str, merge: &MergeRow) -> Vec<i64> {
     exec(
         client,
         "SELECT m.merge_id FROM cdp.merges m
-         WHERE m.into_profile = $1 AND m.kind = 'merge' AND m.undone_at IS NULL AND m.merge_id > $2
+         WHERE m.portal = $4 AND m.into_profile = $1 AND m.kind = 'merge' AND m.undone_at IS NULL AND m.merge_id > $2
            AND EXISTS (SELECT FROM cdp.identifiers i
-                       WHERE i.profile_id = $3 AND i.kind = m.reason AND i.value = m.evidence)
+                       WHERE i.portal = $4 AND i.profile_id = $3 AND i.kind = m.reason AND i.value = m.evidence)
          ORDER BY m.merge_id DESC",
-        &[merge.into_profile.into(), merge.merge_id.into(), merge.from_profile.into()],
+        &[merge.into_profile.into(), merge.merge_id.into(), merge.from_profile.into(), portal.into()],
     )
     .rows()
     .map(|row| row.value("merge_id"))
@@ -159,19 +169,19 @@ pub fn dependents(client: &mut SpiClient<'_>, merge: &MergeRow) -> Vec<i64> {
 /// Undoes a merge: the profile is unlinked from the customer, the attributes
 /// it had filled on the customer (still holding its value) are removed
 /// (returned, sorted), the row is marked.
-pub fn undo_merge(client: &mut SpiClient<'_>, merge: &MergeRow, cascade_of: Option<i64>) -> Vec<String> {
+pub fn undo_merge(client: &mut SpiClient<'_>, portal: &str, merge: &MergeRow, cascade_of: Option<i64>) -> Vec<String> {
     let mut removed: Vec<String> = exec(
         client,
         "WITH restored AS (
              UPDATE cdp.profiles SET merged_into = NULL, merged_at = NULL
-             WHERE profile_id = $1 AND merged_into = $2 RETURNING profile_id
+             WHERE portal = $5 AND profile_id = $1 AND merged_into = $2 RETURNING profile_id
          ), marked AS (
-             UPDATE cdp.merges SET undone_at = pg_catalog.now(), undone_by_cascade_of = $4 WHERE merge_id = $3
+             UPDATE cdp.merges SET undone_at = pg_catalog.now(), undone_by_cascade_of = $4 WHERE portal = $5 AND merge_id = $3
          )
          DELETE FROM cdp.profile_attributes a
-         WHERE a.profile_id = $2 AND a.source = 'merge' AND a.source_profile = $1
+         WHERE a.portal = $5 AND a.profile_id = $2 AND a.source = 'merge' AND a.source_profile = $1
          RETURNING a.key",
-        &[merge.from_profile.into(), merge.into_profile.into(), merge.merge_id.into(), cascade_of.into()],
+        &[merge.from_profile.into(), merge.into_profile.into(), merge.merge_id.into(), cascade_of.into(), portal.into()],
     )
     .rows()
     .map(|row| row.value("key"))
@@ -182,16 +192,16 @@ pub fn undo_merge(client: &mut SpiClient<'_>, merge: &MergeRow, cascade_of: Opti
 
 /// Undoes a UID reassignment: the UID goes back to the profile it wrote to
 /// before; false (nothing changed) when it has moved again since.
-pub fn undo_reassignment(client: &mut SpiClient<'_>, merge: &MergeRow, uid: &str, before: i64) -> bool {
+pub fn undo_reassignment(client: &mut SpiClient<'_>, portal: &str, merge: &MergeRow, uid: &str, before: i64) -> bool {
     !exec(
         client,
         "WITH moved AS (
-             UPDATE cdp.uids SET profile_id = $3 WHERE uid = $1 AND profile_id = $2 RETURNING uid
+             UPDATE cdp.uids SET profile_id = $3 WHERE portal = $5 AND uid = $1 AND profile_id = $2 RETURNING uid
          ), marked AS (
-             UPDATE cdp.merges SET undone_at = pg_catalog.now() WHERE merge_id = $4 AND EXISTS (SELECT FROM moved)
+             UPDATE cdp.merges SET undone_at = pg_catalog.now() WHERE portal = $5 AND merge_id = $4 AND EXISTS (SELECT FROM moved)
          )
          SELECT uid FROM moved",
-        &[uid.into(), merge.into_profile.into(), before.into(), merge.merge_id.into()],
+        &[uid.into(), merge.into_profile.into(), before.into(), merge.merge_id.into(), portal.into()],
     )
     .is_empty()
 }

@@ -10,6 +10,7 @@
 pub mod events;
 pub mod identifiers;
 pub mod merges;
+pub mod portals;
 pub mod profile_attributes;
 pub mod profiles;
 pub mod skips;

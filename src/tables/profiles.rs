@@ -23,7 +23,7 @@ pub struct NewUid<'r> {
 /// creating the same UIDs wait for each other in the same order). Returns
 /// the profile of each UID this call created; a UID that a concurrent call
 /// created first is left out (and the profile made for it removed).
-pub fn create_anonymous(client: &mut SpiClient<'_>, firsts: &[NewUid<'_>]) -> Vec<(String, i64)> {
+pub fn create_anonymous(client: &mut SpiClient<'_>, portal: &str, firsts: &[NewUid<'_>]) -> Vec<(String, i64)> {
     if firsts.is_empty() {
         return Vec::new();
     }
@@ -39,16 +39,16 @@ pub fn create_anonymous(client: &mut SpiClient<'_>, firsts: &[NewUid<'_>]) -> Ve
                              pg_catalog.unnest($4::timestamptz[]), pg_catalog.unnest($5::timestamptz[]), pg_catalog.unnest($6::text[]))
                   AS t(uid, system, first_touch, seen_at, first_touch_at, device_id)
          ), profiles AS (
-             INSERT INTO cdp.profiles (profile_id, system, system_at, first_touch, first_touch_at)
-             SELECT profile_id, system::jsonb, seen_at, first_touch::jsonb, first_touch_at FROM new
+             INSERT INTO cdp.profiles (portal, profile_id, system, system_at, first_touch, first_touch_at)
+             SELECT $7, profile_id, system::jsonb, seen_at, first_touch::jsonb, first_touch_at FROM new
          ), mapped AS (
-             INSERT INTO cdp.uids (uid, profile_id, last_device_id)
-             SELECT uid, profile_id, device_id FROM new ORDER BY uid
-             ON CONFLICT (uid) DO NOTHING
+             INSERT INTO cdp.uids (portal, uid, profile_id, last_device_id)
+             SELECT $7, uid, profile_id, device_id FROM new ORDER BY uid
+             ON CONFLICT (portal, uid) DO NOTHING
              RETURNING uid, profile_id, last_device_id
          ), devices AS (
-             INSERT INTO cdp.identifiers (kind, value, profile_id)
-             SELECT 'device_id', last_device_id, profile_id FROM mapped WHERE last_device_id IS NOT NULL
+             INSERT INTO cdp.identifiers (portal, kind, value, profile_id, trusted)
+             SELECT $7, 'device_id', last_device_id, profile_id, true FROM mapped WHERE last_device_id IS NOT NULL
              ON CONFLICT DO NOTHING
          )
          SELECT new.uid, new.profile_id, mapped.uid IS NOT NULL AS mapped FROM new LEFT JOIN mapped USING (uid)",
@@ -59,6 +59,7 @@ pub fn create_anonymous(client: &mut SpiClient<'_>, firsts: &[NewUid<'_>]) -> Ve
             firsts.iter().map(|f| f.seen_at).collect::<Vec<_>>().into(),
             first_touch_at.into(),
             column(&|f| f.device_id.map(str::to_string)).into(),
+            portal.into(),
         ],
     )
     .rows()
@@ -66,28 +67,28 @@ pub fn create_anonymous(client: &mut SpiClient<'_>, firsts: &[NewUid<'_>]) -> Ve
     .collect();
     let orphans: Vec<i64> = rows.iter().filter(|(_, _, mapped)| !mapped).map(|(_, id, _)| *id).collect();
     if !orphans.is_empty() {
-        exec(client, "DELETE FROM cdp.profiles WHERE profile_id = ANY($1)", &[orphans.into()]);
+        exec(client, "DELETE FROM cdp.profiles WHERE portal = $2 AND profile_id = ANY($1)", &[orphans.into(), portal.into()]);
     }
     rows.into_iter().filter(|(_, _, mapped)| *mapped).map(|(uid, id, _)| (uid, id)).collect()
 }
 
 /// The customer profile of a customer id, created when the id is new; its
 /// `identified_at` is the earliest identify time seen.
-pub fn find_or_create_customer(client: &mut SpiClient<'_>, customer_id: &str, at: TimestampWithTimeZone) -> i64 {
+pub fn find_or_create_customer(client: &mut SpiClient<'_>, portal: &str, customer_id: &str, at: TimestampWithTimeZone) -> i64 {
     exec(
         client,
         "WITH found AS (
-             SELECT profile_id, identified_at FROM cdp.profiles WHERE customer_id = $1
+             SELECT profile_id, identified_at FROM cdp.profiles WHERE portal = $3 AND customer_id = $1
          ), earlier AS (
              UPDATE cdp.profiles p SET identified_at = $2 FROM found
-             WHERE p.profile_id = found.profile_id AND found.identified_at > $2
+             WHERE p.portal = $3 AND p.profile_id = found.profile_id AND found.identified_at > $2
          ), created AS (
-             INSERT INTO cdp.profiles (customer_id, identified_at)
-             SELECT $1, $2 WHERE NOT EXISTS (SELECT FROM found)
+             INSERT INTO cdp.profiles (portal, customer_id, identified_at)
+             SELECT $3, $1, $2 WHERE NOT EXISTS (SELECT FROM found)
              RETURNING profile_id
          )
          SELECT profile_id FROM found UNION ALL SELECT profile_id FROM created",
-        &[customer_id.into(), at.into()],
+        &[customer_id.into(), at.into(), portal.into()],
     )
     .one()
     .value("profile_id")
@@ -97,6 +98,7 @@ pub fn find_or_create_customer(client: &mut SpiClient<'_>, customer_id: &str, at
 /// profile (`changed`, as `UidState::system_changes` decided), as of `at`.
 pub fn update_system(
     client: &mut SpiClient<'_>,
+    portal: &str,
     profile_id: i64,
     system: &SystemAttributes,
     changed: (bool, bool),
@@ -113,7 +115,7 @@ pub fn update_system(
              system_at = CASE WHEN $4 THEN $6 ELSE system_at END,
              first_touch = CASE WHEN $5 THEN $3 ELSE first_touch END,
              first_touch_at = CASE WHEN $5 THEN $6 ELSE first_touch_at END
-         WHERE profile_id = $1",
+         WHERE portal = $7 AND profile_id = $1",
         &[
             profile_id.into(),
             JsonB(Value::Object(system.last.clone())).into(),
@@ -121,37 +123,15 @@ pub fn update_system(
             last_changed.into(),
             first_changed.into(),
             at.into(),
+            portal.into(),
         ],
-    );
-}
-
-/// Locks a UID's own profile row against concurrent writers of the same
-/// profile and against a concurrent merge of it (identify locks the profiles
-/// it merges FOR UPDATE, which conflicts).
-pub fn lock_own(client: &mut SpiClient<'_>, profile_id: i64) {
-    lock_for_writing(client, vec![profile_id]);
-}
-
-/// Locks profile rows an event batch will write, in ascending order so two
-/// batches never wait on each other in a cycle.
-pub fn lock_for_writing(client: &mut SpiClient<'_>, mut profile_ids: Vec<i64>) {
-    if profile_ids.is_empty() {
-        return;
-    }
-    profile_ids.sort_unstable();
-    profile_ids.dedup();
-    exec(
-        client,
-        "SELECT k.profile_id FROM pg_catalog.unnest($1::bigint[]) AS q(id),
-              LATERAL (SELECT p.profile_id FROM cdp.profiles p WHERE p.profile_id = q.id FOR NO KEY UPDATE) AS k",
-        &[profile_ids.into()],
     );
 }
 
 /// Locks the candidates of a merge in ascending id order (so two identifies
 /// never wait on each other in a cycle) and returns those still anonymous
 /// and unmerged.
-pub fn lock_still_anonymous(client: &mut SpiClient<'_>, mut candidates: Vec<i64>) -> Vec<i64> {
+pub fn lock_still_anonymous(client: &mut SpiClient<'_>, portal: &str, mut candidates: Vec<i64>) -> Vec<i64> {
     if candidates.is_empty() {
         return Vec::new();
     }
@@ -162,9 +142,9 @@ pub fn lock_still_anonymous(client: &mut SpiClient<'_>, mut candidates: Vec<i64>
         "SELECT k.profile_id
          FROM pg_catalog.unnest($1::bigint[]) AS q(id),
               LATERAL (SELECT p.profile_id FROM cdp.profiles p
-                       WHERE p.profile_id = q.id AND p.customer_id IS NULL AND p.merged_into IS NULL
+                       WHERE p.portal = $2 AND p.profile_id = q.id AND p.customer_id IS NULL AND p.merged_into IS NULL
                        FOR UPDATE) AS k",
-        &[candidates.into()],
+        &[candidates.into(), portal.into()],
     )
     .rows()
     .map(|row| row.value("profile_id"))
@@ -173,15 +153,15 @@ pub fn lock_still_anonymous(client: &mut SpiClient<'_>, mut candidates: Vec<i64>
 
 /// The profile ids of a customer's unified profile (the customer and every
 /// profile merged into it); empty for an unknown customer id.
-pub fn family_of_customer(client: &mut SpiClient<'_>, customer_id: &str) -> Vec<i64> {
+pub fn family_of_customer(client: &mut SpiClient<'_>, portal: &str, customer_id: &str) -> Vec<i64> {
     exec(
         client,
-        "SELECT c.profile_id FROM cdp.profiles c WHERE c.customer_id = $1
+        "SELECT c.profile_id FROM cdp.profiles c WHERE c.portal = $2 AND c.customer_id = $1
          UNION ALL
          SELECT f.profile_id FROM cdp.profiles c, LATERAL (
-             SELECT f.profile_id FROM cdp.profiles f WHERE f.merged_into = c.profile_id OFFSET 0) AS f
-         WHERE c.customer_id = $1",
-        &[customer_id.into()],
+             SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = $2 AND f.merged_into = c.profile_id OFFSET 0) AS f
+         WHERE c.portal = $2 AND c.customer_id = $1",
+        &[customer_id.into(), portal.into()],
     )
     .rows()
     .map(|row| row.value("profile_id"))
@@ -189,23 +169,27 @@ pub fn family_of_customer(client: &mut SpiClient<'_>, customer_id: &str) -> Vec<
 }
 
 /// Whether a profile is a customer's own profile (not an anonymous one).
-pub fn is_customer(client: &mut SpiClient<'_>, profile_id: i64) -> bool {
-    exec(client, "SELECT customer_id IS NOT NULL AS is_customer FROM cdp.profiles WHERE profile_id = $1", &[profile_id.into()])
-        .one()
-        .value("is_customer")
+pub fn is_customer(client: &mut SpiClient<'_>, portal: &str, profile_id: i64) -> bool {
+    exec(
+        client,
+        "SELECT customer_id IS NOT NULL AS is_customer FROM cdp.profiles WHERE portal = $2 AND profile_id = $1",
+        &[profile_id.into(), portal.into()],
+    )
+    .one()
+    .value("is_customer")
 }
 
 /// The last-value system attributes of a customer's family and of one more
 /// profile (the identifying UID's own), for predicted matching.
-pub fn systems_of(client: &mut SpiClient<'_>, customer: i64, also: Option<i64>) -> Vec<Map<String, Value>> {
+pub fn systems_of(client: &mut SpiClient<'_>, portal: &str, customer: i64, also: Option<i64>) -> Vec<Map<String, Value>> {
     exec(
         client,
-        "SELECT p.system FROM cdp.profiles p WHERE p.profile_id = $1
+        "SELECT p.system FROM cdp.profiles p WHERE p.portal = $3 AND p.profile_id = $1
          UNION ALL
-         SELECT p.system FROM cdp.profiles p WHERE p.merged_into = $1
+         SELECT p.system FROM cdp.profiles p WHERE p.portal = $3 AND p.merged_into = $1
          UNION ALL
-         SELECT p.system FROM cdp.profiles p WHERE p.profile_id = $2",
-        &[customer.into(), also.into()],
+         SELECT p.system FROM cdp.profiles p WHERE p.portal = $3 AND p.profile_id = $2",
+        &[customer.into(), also.into(), portal.into()],
     )
     .rows()
     .filter_map(|row| match row.get::<JsonB>("system") {
@@ -221,6 +205,7 @@ pub fn systems_of(client: &mut SpiClient<'_>, customer: i64, also: Option<i64>) 
 /// reviewer rejected for this customer are left out.
 pub fn predict_candidates(
     client: &mut SpiClient<'_>,
+    portal: &str,
     customer: i64,
     agents: Vec<String>,
     devices: Vec<String>,
@@ -230,16 +215,16 @@ pub fn predict_candidates(
     exec(
         client,
         "SELECT p.profile_id, p.system,
-                (SELECT max(e.event_time) FROM cdp.events e WHERE e.profile_id = p.profile_id)
+                (SELECT max(e.event_time) FROM cdp.events e WHERE e.portal = p.portal AND e.profile_id = p.profile_id)
                     >= $5 - interval '24 hours' AS recent
          FROM cdp.profiles p
-         WHERE p.customer_id IS NULL AND p.merged_into IS NULL
+         WHERE p.portal = $6 AND p.customer_id IS NULL AND p.merged_into IS NULL
            AND (p.system ->> 'user_agent' = ANY($2) OR p.system ->> 'device_id' = ANY($3)
                 OR pg_catalog.regexp_replace(p.system ->> 'ip', '[.][0-9]+$', '') = ANY($4))
            AND NOT EXISTS (SELECT FROM cdp.match_suggestions s
-                           WHERE s.profile_id = p.profile_id AND s.customer_profile = $1 AND s.status = 'rejected')
+                           WHERE s.portal = p.portal AND s.profile_id = p.profile_id AND s.customer_profile = $1 AND s.status = 'rejected')
          LIMIT 1000",
-        &[customer.into(), agents.into(), devices.into(), networks.into(), at.into()],
+        &[customer.into(), agents.into(), devices.into(), networks.into(), at.into(), portal.into()],
     )
     .rows()
     .map(|row| {

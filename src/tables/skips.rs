@@ -6,7 +6,7 @@ use crate::attributes::Skip;
 use crate::store::exec;
 use pgrx::spi::SpiClient;
 
-pub fn record(client: &mut SpiClient<'_>, uid: &str, event_id: Option<i64>, skips: &[Skip]) {
+pub fn record(client: &mut SpiClient<'_>, portal: &str, uid: &str, event_id: Option<i64>, skips: &[Skip]) {
     if skips.is_empty() {
         return;
     }
@@ -15,9 +15,9 @@ pub fn record(client: &mut SpiClient<'_>, uid: &str, event_id: Option<i64>, skip
     let reasons: Vec<String> = skips.iter().map(|s| s.reason.clone()).collect();
     exec(
         client,
-        "INSERT INTO cdp.identify_skips (uid, event_id, field, value, reason)
-         SELECT $1, $2, t.field, t.value, t.reason
+        "INSERT INTO cdp.identify_skips (portal, uid, event_id, field, value, reason)
+         SELECT $6, $1, $2, t.field, t.value, t.reason
          FROM ROWS FROM (pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[])) AS t(field, value, reason)",
-        &[uid.into(), event_id.into(), fields.into(), values.into(), reasons.into()],
+        &[uid.into(), event_id.into(), fields.into(), values.into(), reasons.into(), portal.into()],
     );
 }

@@ -8,14 +8,14 @@ use pgrx::JsonB;
 use serde_json::Value;
 
 /// Stores (or refreshes) the open suggestion that `profile` is the customer.
-pub fn suggest(client: &mut SpiClient<'_>, profile: i64, customer: i64, probability: f64, signals: &Value) {
+pub fn suggest(client: &mut SpiClient<'_>, portal: &str, profile: i64, customer: i64, probability: f64, signals: &Value) {
     exec(
         client,
-        "INSERT INTO cdp.match_suggestions (profile_id, customer_profile, probability, signals)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (profile_id, customer_profile) WHERE status = 'open'
+        "INSERT INTO cdp.match_suggestions (portal, profile_id, customer_profile, probability, signals)
+         VALUES ($5, $1, $2, $3, $4)
+         ON CONFLICT (portal, profile_id, customer_profile) WHERE status = 'open'
          DO UPDATE SET probability = excluded.probability, signals = excluded.signals",
-        &[profile.into(), customer.into(), probability.into(), JsonB(signals.clone()).into()],
+        &[profile.into(), customer.into(), probability.into(), JsonB(signals.clone()).into(), portal.into()],
     );
 }
 
@@ -26,12 +26,12 @@ pub struct Suggestion {
 }
 
 /// The open suggestion, locked; a clear error when it is unknown or decided.
-pub fn lock_open(client: &mut SpiClient<'_>, id: i64) -> CdpResult<Suggestion> {
+pub fn lock_open(client: &mut SpiClient<'_>, portal: &str, id: i64) -> CdpResult<Suggestion> {
     let row = exec(
         client,
         "SELECT profile_id, customer_profile, probability, status FROM cdp.match_suggestions
-         WHERE suggestion_id = $1 FOR UPDATE",
-        &[id.into()],
+         WHERE portal = $2 AND suggestion_id = $1 FOR UPDATE",
+        &[id.into(), portal.into()],
     )
     .optional()
     .ok_or_else(|| CdpError::invalid(format!("suggestion {id} does not exist")))?;
@@ -47,10 +47,10 @@ pub fn lock_open(client: &mut SpiClient<'_>, id: i64) -> CdpResult<Suggestion> {
 }
 
 /// Records the decision on a suggestion (and the merge an acceptance made).
-pub fn decide(client: &mut SpiClient<'_>, id: i64, status: &str, merge_id: Option<i64>) {
+pub fn decide(client: &mut SpiClient<'_>, portal: &str, id: i64, status: &str, merge_id: Option<i64>) {
     exec(
         client,
-        "UPDATE cdp.match_suggestions SET status = $2, decided_at = pg_catalog.now(), merge_id = $3 WHERE suggestion_id = $1",
-        &[id.into(), status.into(), merge_id.into()],
+        "UPDATE cdp.match_suggestions SET status = $2, decided_at = pg_catalog.now(), merge_id = $3 WHERE portal = $4 AND suggestion_id = $1",
+        &[id.into(), status.into(), merge_id.into(), portal.into()],
     );
 }

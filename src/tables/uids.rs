@@ -80,18 +80,22 @@ fn decode(row: &Row<'_>) -> (String, UidState) {
 }
 
 /// Where one UID stands; None when it was never seen.
-pub fn resolve(client: &mut SpiClient<'_>, uid: &str) -> Option<UidState> {
+pub fn resolve(client: &mut SpiClient<'_>, portal: &str, uid: &str) -> Option<UidState> {
     exec(
         client,
-        concat!("SELECT ", uid_state_columns!(), " FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id WHERE u.uid = $1"),
-        &[uid.into()],
+        concat!(
+            "SELECT ",
+            uid_state_columns!(),
+            " FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id WHERE u.portal = $2 AND u.uid = $1"
+        ),
+        &[uid.into(), portal.into()],
     )
     .optional()
     .map(|row| decode(&row).1)
 }
 
 /// Where each of these UIDs stands (unknown ones are left out).
-pub fn resolve_many(client: &mut SpiClient<'_>, uids: Vec<String>) -> Vec<(String, UidState)> {
+pub fn resolve_many(client: &mut SpiClient<'_>, portal: &str, uids: Vec<String>) -> Vec<(String, UidState)> {
     exec(
         client,
         // One index lookup per UID whatever the table sizes: OFFSET 0 keeps
@@ -99,9 +103,10 @@ pub fn resolve_many(client: &mut SpiClient<'_>, uids: Vec<String>) -> Vec<(Strin
         concat!(
             "SELECT k.* FROM pg_catalog.unnest($1::text[]) AS q(uid), LATERAL (SELECT ",
             uid_state_columns!(),
-            " FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id WHERE u.uid = q.uid OFFSET 0) AS k"
+            " FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id
+              WHERE u.portal = $2 AND u.uid = q.uid OFFSET 0) AS k"
         ),
-        &[uids.into()],
+        &[uids.into(), portal.into()],
     )
     .rows()
     .map(|row| decode(&row))
@@ -110,23 +115,23 @@ pub fn resolve_many(client: &mut SpiClient<'_>, uids: Vec<String>) -> Vec<(Strin
 
 /// Maps a new UID to a profile; false when the UID exists already (a
 /// concurrent insert of the same UID waits for the other transaction).
-pub fn map(client: &mut SpiClient<'_>, uid: &str, profile_id: i64) -> bool {
+pub fn map(client: &mut SpiClient<'_>, portal: &str, uid: &str, profile_id: i64) -> bool {
     !exec(
         client,
-        "INSERT INTO cdp.uids (uid, profile_id) VALUES ($1, $2) ON CONFLICT (uid) DO NOTHING RETURNING uid",
-        &[uid.into(), profile_id.into()],
+        "INSERT INTO cdp.uids (portal, uid, profile_id) VALUES ($3, $1, $2) ON CONFLICT (portal, uid) DO NOTHING RETURNING uid",
+        &[uid.into(), profile_id.into(), portal.into()],
     )
     .is_empty()
 }
 
 /// The device the UID was last seen on (so repeated page views on it write nothing).
-pub fn set_last_device(client: &mut SpiClient<'_>, uid: &str, device: &str) {
-    exec(client, "UPDATE cdp.uids SET last_device_id = $2 WHERE uid = $1", &[uid.into(), device.into()]);
+pub fn set_last_device(client: &mut SpiClient<'_>, portal: &str, uid: &str, device: &str) {
+    exec(client, "UPDATE cdp.uids SET last_device_id = $2 WHERE portal = $3 AND uid = $1", &[uid.into(), device.into(), portal.into()]);
 }
 
 /// The UIDs of a profile, sorted.
-pub fn of_profile(client: &mut SpiClient<'_>, profile_id: i64) -> Vec<String> {
-    exec(client, "SELECT uid FROM cdp.uids WHERE profile_id = $1 ORDER BY uid", &[profile_id.into()])
+pub fn of_profile(client: &mut SpiClient<'_>, portal: &str, profile_id: i64) -> Vec<String> {
+    exec(client, "SELECT uid FROM cdp.uids WHERE portal = $2 AND profile_id = $1 ORDER BY uid", &[profile_id.into(), portal.into()])
         .rows()
         .map(|row| row.value("uid"))
         .collect()

@@ -30,7 +30,7 @@ SELECT t.eq((SELECT evidence FROM cdp.merges WHERE from_profile = :by_email), 'a
 
 -- Identify id: an anonymous profile carrying the same identify id.
 SELECT cdp.track_event('carol-old', 'pageview', 'view', '{}', '2026-11-03 00:00Z') AS carol_old \gset
-INSERT INTO cdp.identifiers (kind, value, profile_id) VALUES ('identify_id', 'carol-iid', :carol_old);
+INSERT INTO cdp.identifiers (portal, kind, value, profile_id, trusted) VALUES ('default', 'identify_id', 'carol-iid', :carol_old, true);
 SELECT cdp.track_event('carol-new', 'user', 'identify', '{"dims": {"customers": {"customer_id": "carol"}}, "extra": {"identify_id": "carol-iid"}}', '2026-11-03 01:00Z') AS carol \gset
 SELECT t.eq(cdp.profile_of('carol-old'), :carol::bigint, 'a profile with the same identify id was merged');
 SELECT t.eq((SELECT reason FROM cdp.merges WHERE from_profile = :carol_old), 'identify_id', 'reason identify_id');

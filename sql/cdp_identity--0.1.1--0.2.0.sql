@@ -1,0 +1,515 @@
+-- cdp_identity 0.1.1 -> 0.2.0: portals, roles and verified identity.
+-- Carries the data: every existing row goes into the portal 'default'.
+-- No table is rewritten (the new columns are added with a default, which
+-- PostgreSQL stores in the catalog); the keys and indexes that now lead with
+-- the portal are built again, which reads each table once.
+
+-- Portals and their configuration. The row of a portal is also its identity
+-- lock: identity decisions lock it (FOR NO KEY UPDATE), and no role but the
+-- extension's owner can read or lock it. The portal 'default' always exists:
+-- its row is made the first time it is configured or locked (so that
+-- pg_dump/pg_restore never meet a row the install script made too).
+CREATE TABLE cdp.portal_settings (
+    portal     text PRIMARY KEY CHECK (portal ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$'),
+    -- validated by cdp.configure_portal; never holds a secret
+    settings   jsonb NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz
+);
+COMMENT ON TABLE cdp.portal_settings IS 'Portals (identity spaces) and their settings; each row is also the portal''s identity lock';
+
+-- Write-only secrets of a portal (the identity verification key).
+CREATE TABLE cdp.portal_secrets (
+    portal          text PRIMARY KEY REFERENCES cdp.portal_settings (portal),
+    identity_secret text NOT NULL,
+    set_at          timestamptz NOT NULL DEFAULT now()
+);
+
+-- Which roles may use a portal (besides superusers and members of cdp_admin).
+CREATE TABLE cdp.portal_grants (
+    portal     text NOT NULL REFERENCES cdp.portal_settings (portal),
+    role       name NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (portal, role)
+);
+
+
+-- Every row belongs to a portal; the existing ones to 'default'.
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['profiles', 'uids', 'events', 'identifiers', 'profile_attributes', 'merges', 'merge_blocks',
+                             'identify_skips', 'match_suggestions', 'erasures', 'erased_uids'] LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE cdp.%I ADD COLUMN portal text NOT NULL DEFAULT ''default''', t);
+        EXECUTE pg_catalog.format('ALTER TABLE cdp.%I ALTER COLUMN portal DROP DEFAULT', t);
+    END LOOP;
+END
+$$;
+-- Identifiers known so far came from any source: trusted, as 0.1 treated them.
+ALTER TABLE cdp.identifiers ADD COLUMN trusted boolean NOT NULL DEFAULT true;
+ALTER TABLE cdp.identifiers ALTER COLUMN trusted DROP DEFAULT;
+
+-- Keys and indexes lead with the portal. Dropping a primary key drops the
+-- foreign keys that use it; all are made again below with the same names.
+ALTER TABLE cdp.erased_uids DROP CONSTRAINT erased_uids_pkey, DROP CONSTRAINT erased_uids_erasure_id_fkey;
+ALTER TABLE cdp.erasures DROP CONSTRAINT erasures_pkey;
+ALTER TABLE cdp.match_suggestions DROP CONSTRAINT match_suggestions_pkey, DROP CONSTRAINT match_suggestions_profile_id_fkey,
+    DROP CONSTRAINT match_suggestions_customer_profile_fkey, DROP CONSTRAINT match_suggestions_merge_id_fkey;
+DROP INDEX cdp.match_suggestions_open_key;
+ALTER TABLE cdp.identify_skips DROP CONSTRAINT identify_skips_pkey;
+ALTER TABLE cdp.merge_blocks DROP CONSTRAINT merge_blocks_pkey, DROP CONSTRAINT merge_blocks_from_profile_fkey,
+    DROP CONSTRAINT merge_blocks_into_profile_fkey, DROP CONSTRAINT merge_blocks_merge_id_fkey;
+DROP INDEX cdp.merge_blocks_into_idx;
+ALTER TABLE cdp.merges DROP CONSTRAINT merges_undone_by_cascade_of_fkey, DROP CONSTRAINT merges_from_profile_fkey,
+    DROP CONSTRAINT merges_into_profile_fkey, DROP CONSTRAINT merges_uid_profile_before_fkey, DROP CONSTRAINT merges_pkey;
+DROP INDEX cdp.merges_from_idx, cdp.merges_into_idx, cdp.merges_uid_idx;
+ALTER TABLE cdp.profile_attributes DROP CONSTRAINT profile_attributes_pkey, DROP CONSTRAINT profile_attributes_profile_id_fkey;
+ALTER TABLE cdp.identifiers DROP CONSTRAINT identifiers_pkey, DROP CONSTRAINT identifiers_profile_id_fkey;
+DROP INDEX cdp.identifiers_profile_idx;
+ALTER TABLE cdp.events DROP CONSTRAINT events_pkey;
+DROP INDEX cdp.events_profile_time_idx, cdp.events_message_id_key;
+ALTER TABLE cdp.uids DROP CONSTRAINT uids_pkey, DROP CONSTRAINT uids_profile_id_fkey;
+DROP INDEX cdp.uids_profile_idx;
+ALTER TABLE cdp.profiles DROP CONSTRAINT profiles_merged_into_fkey, DROP CONSTRAINT profiles_customer_id_key, DROP CONSTRAINT profiles_pkey;
+DROP INDEX cdp.profiles_merged_into_idx;
+
+ALTER TABLE cdp.profiles ADD CONSTRAINT profiles_pkey PRIMARY KEY (portal, profile_id),
+    ADD CONSTRAINT profiles_customer_id_key UNIQUE (portal, customer_id),
+    ADD CONSTRAINT profiles_merged_into_fkey FOREIGN KEY (portal, merged_into) REFERENCES cdp.profiles (portal, profile_id);
+CREATE INDEX profiles_merged_into_idx ON cdp.profiles (portal, merged_into) WHERE merged_into IS NOT NULL;
+ALTER TABLE cdp.uids ADD CONSTRAINT uids_pkey PRIMARY KEY (portal, uid),
+    ADD CONSTRAINT uids_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id);
+CREATE INDEX uids_profile_idx ON cdp.uids (portal, profile_id);
+ALTER TABLE cdp.events ADD CONSTRAINT events_pkey PRIMARY KEY (portal, event_id);
+CREATE INDEX events_profile_time_idx ON cdp.events (portal, profile_id, event_time, event_id);
+CREATE UNIQUE INDEX events_message_id_key ON cdp.events (portal, message_id) WHERE message_id IS NOT NULL;
+ALTER TABLE cdp.identifiers ADD CONSTRAINT identifiers_pkey PRIMARY KEY (portal, kind, value, profile_id),
+    ADD CONSTRAINT identifiers_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id);
+CREATE INDEX identifiers_profile_idx ON cdp.identifiers (portal, profile_id);
+ALTER TABLE cdp.profile_attributes ADD CONSTRAINT profile_attributes_pkey PRIMARY KEY (portal, profile_id, key),
+    ADD CONSTRAINT profile_attributes_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id);
+ALTER TABLE cdp.merges ADD CONSTRAINT merges_pkey PRIMARY KEY (portal, merge_id),
+    ADD CONSTRAINT merges_from_profile_fkey FOREIGN KEY (portal, from_profile) REFERENCES cdp.profiles (portal, profile_id),
+    ADD CONSTRAINT merges_into_profile_fkey FOREIGN KEY (portal, into_profile) REFERENCES cdp.profiles (portal, profile_id),
+    ADD CONSTRAINT merges_uid_profile_before_fkey FOREIGN KEY (portal, uid_profile_before) REFERENCES cdp.profiles (portal, profile_id),
+    ADD CONSTRAINT merges_undone_by_cascade_of_fkey FOREIGN KEY (portal, undone_by_cascade_of) REFERENCES cdp.merges (portal, merge_id);
+CREATE INDEX merges_from_idx ON cdp.merges (portal, from_profile);
+CREATE INDEX merges_into_idx ON cdp.merges (portal, into_profile);
+CREATE INDEX merges_uid_idx ON cdp.merges (portal, uid) WHERE kind = 'uid_reassigned';
+ALTER TABLE cdp.merge_blocks ADD CONSTRAINT merge_blocks_pkey PRIMARY KEY (portal, from_profile, into_profile, merge_id),
+    ADD CONSTRAINT merge_blocks_from_profile_fkey FOREIGN KEY (portal, from_profile) REFERENCES cdp.profiles (portal, profile_id),
+    ADD CONSTRAINT merge_blocks_into_profile_fkey FOREIGN KEY (portal, into_profile) REFERENCES cdp.profiles (portal, profile_id),
+    ADD CONSTRAINT merge_blocks_merge_id_fkey FOREIGN KEY (portal, merge_id) REFERENCES cdp.merges (portal, merge_id);
+CREATE INDEX merge_blocks_into_idx ON cdp.merge_blocks (portal, into_profile);
+ALTER TABLE cdp.identify_skips ADD CONSTRAINT identify_skips_pkey PRIMARY KEY (portal, skip_id);
+ALTER TABLE cdp.match_suggestions ADD CONSTRAINT match_suggestions_pkey PRIMARY KEY (portal, suggestion_id),
+    ADD CONSTRAINT match_suggestions_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id),
+    ADD CONSTRAINT match_suggestions_customer_profile_fkey FOREIGN KEY (portal, customer_profile) REFERENCES cdp.profiles (portal, profile_id),
+    ADD CONSTRAINT match_suggestions_merge_id_fkey FOREIGN KEY (portal, merge_id) REFERENCES cdp.merges (portal, merge_id);
+CREATE UNIQUE INDEX match_suggestions_open_key ON cdp.match_suggestions (portal, profile_id, customer_profile) WHERE status = 'open';
+ALTER TABLE cdp.erasures ADD CONSTRAINT erasures_pkey PRIMARY KEY (portal, erasure_id);
+ALTER TABLE cdp.erased_uids ADD CONSTRAINT erased_uids_pkey PRIMARY KEY (portal, uid_sha256),
+    ADD CONSTRAINT erased_uids_erasure_id_fkey FOREIGN KEY (portal, erasure_id) REFERENCES cdp.erasures (portal, erasure_id);
+
+-- pg_dump keeps the new tables' data too.
+SELECT pg_catalog.pg_extension_config_dump('cdp.portal_settings', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.portal_secrets', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.portal_grants', '');
+
+-- Every release has its own library file (see README, Upgrades): the
+-- functions of 0.1 move to this release's, unchanged otherwise.
+DO $$
+DECLARE f oid;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'cdp'::regnamespace AND p.prolang = (SELECT oid FROM pg_catalog.pg_language WHERE lanname = 'c') LOOP
+        EXECUTE pg_catalog.replace(pg_catalog.pg_get_functiondef(f), 'AS ''$libdir/cdp_identity'',', 'AS ''cdp_identity-0.2.0'',');
+    END LOOP;
+END
+$$;
+
+-- New in 0.2.0: the portal of a call, versions, verified identity, portal configuration.
+CREATE FUNCTION cdp."current_portal"() RETURNS TEXT /* String */
+STRICT STABLE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'current_portal_wrapper';
+
+CREATE FUNCTION cdp."usable_portals"() RETURNS SETOF TEXT /* String */
+STRICT STABLE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'usable_portals_wrapper';
+
+CREATE FUNCTION cdp."version"() RETURNS jsonb /* JsonB */
+STRICT STABLE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'version_wrapper';
+
+CREATE FUNCTION cdp."identity_hash"(
+	"customer_id" TEXT /* Option < & str > */
+) RETURNS TEXT /* String */
+STABLE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'identity_hash_wrapper';
+
+CREATE FUNCTION cdp."create_portal"(
+	"portal" TEXT, /* Option < & str > */
+	"settings" jsonb DEFAULT '{}' /* Option < JsonbArg > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'create_portal_wrapper';
+
+CREATE FUNCTION cdp."configure_portal"(
+	"portal" TEXT, /* Option < & str > */
+	"settings" jsonb /* Option < JsonbArg > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'configure_portal_wrapper';
+
+CREATE FUNCTION cdp."grant_portal"(
+	"role" TEXT, /* Option < & str > */
+	"portal" TEXT /* Option < & str > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'grant_portal_wrapper';
+
+CREATE FUNCTION cdp."revoke_portal"(
+	"role" TEXT, /* Option < & str > */
+	"portal" TEXT /* Option < & str > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'revoke_portal_wrapper';
+
+
+-- The read functions and views work in the caller's portal.
+DROP VIEW cdp.customers;
+DROP VIEW cdp.anonymous_profiles;
+CREATE OR REPLACE FUNCTION cdp.root_of(profile_id bigint) RETURNS bigint
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(p.merged_into, p.profile_id) FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.profile_id = $1
+$$;
+
+CREATE OR REPLACE FUNCTION cdp.profile_of(uid text) RETURNS bigint
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(p.merged_into, p.profile_id)
+    FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id
+    WHERE u.portal = cdp.current_portal() AND u.uid = $1
+$$;
+
+CREATE OR REPLACE FUNCTION cdp.family_of(profile_id bigint) RETURNS SETOF bigint
+LANGUAGE sql STABLE STRICT SECURITY DEFINER ROWS 4
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = cdp.current_portal() AND f.profile_id = cdp.root_of($1)
+    UNION ALL
+    SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = cdp.current_portal() AND f.merged_into = cdp.root_of($1)
+$$;
+
+CREATE OR REPLACE FUNCTION cdp.profile(profile_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH family AS (
+        SELECT f.* FROM cdp.family_of($1) AS m(profile_id),
+                        LATERAL (SELECT f.* FROM cdp.profiles f WHERE f.portal = cdp.current_portal() AND f.profile_id = m.profile_id OFFSET 0) AS f
+    ), root AS (
+        SELECT f.* FROM family f WHERE f.merged_into IS NULL
+    ), activity AS (
+        SELECT count(*) AS event_count,
+               count(DISTINCT e.session_id) AS session_count,
+               min(e.event_time) AS first_event,
+               max(e.event_time) AS last_event
+        FROM family f, LATERAL (SELECT e.session_id, e.event_time FROM cdp.events e
+                                WHERE e.portal = f.portal AND e.profile_id = f.profile_id OFFSET 0) AS e
+    ), last_values AS (
+        SELECT DISTINCT ON (kv.key) kv.key, kv.value
+        FROM family f, jsonb_each(f.system) kv
+        ORDER BY kv.key, f.system_at DESC NULLS LAST, f.profile_id DESC
+    ), first_values AS (
+        SELECT DISTINCT ON (kv.key) kv.key, kv.value
+        FROM family f, jsonb_each(f.first_touch) kv
+        ORDER BY kv.key, f.first_touch_at ASC NULLS LAST, f.profile_id
+    )
+    SELECT jsonb_build_object(
+        'profile_id', r.profile_id,
+        'customer_id', r.customer_id,
+        'kind', CASE WHEN r.customer_id IS NULL THEN 'anonymous' ELSE 'customer' END,
+        'uids', (SELECT coalesce(jsonb_agg(u.uid ORDER BY u.uid), '[]')
+                 FROM family f, LATERAL (SELECT u.uid FROM cdp.uids u WHERE u.portal = f.portal AND u.profile_id = f.profile_id OFFSET 0) AS u),
+        'merged_profiles', (SELECT coalesce(jsonb_agg(f.profile_id ORDER BY f.profile_id), '[]')
+                            FROM family f WHERE f.profile_id <> r.profile_id),
+        'attributes', (SELECT coalesce(jsonb_object_agg(a.key, a.value), '{}')
+                       FROM cdp.profile_attributes a WHERE a.portal = r.portal AND a.profile_id = r.profile_id),
+        'system', (SELECT coalesce(jsonb_object_agg(v.key, v.value), '{}') FROM first_values v)
+                  || (SELECT coalesce(jsonb_object_agg(v.key, v.value), '{}') FROM last_values v)
+                  || jsonb_build_object('first_seen', least(a.first_event, r.identified_at),
+                                        'last_seen', greatest(a.last_event, r.identified_at)),
+        'event_count', a.event_count,
+        'session_count', a.session_count,
+        'first_seen', least(a.first_event, r.identified_at),
+        'last_seen', greatest(a.last_event, r.identified_at),
+        'identified_at', r.identified_at,
+        'created_at', r.created_at
+    )
+    FROM root r, activity a
+$$;
+
+CREATE OR REPLACE FUNCTION cdp.customer_profile(customer_id text) RETURNS jsonb
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT cdp.profile(p.profile_id) FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.customer_id = $1
+$$;
+
+CREATE OR REPLACE FUNCTION cdp.events_of(profile_id bigint)
+RETURNS TABLE (event_id bigint, uid text, category text, action text, event_time timestamptz, payload jsonb)
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload
+    FROM cdp.family_of($1) AS f(profile_id),
+         LATERAL (SELECT e.* FROM cdp.events e WHERE e.portal = cdp.current_portal() AND e.profile_id = f.profile_id OFFSET 0) AS e
+    ORDER BY e.event_time, e.event_id
+$$;
+
+CREATE OR REPLACE FUNCTION cdp.profile_at(uid text, at timestamptz) RETURNS bigint
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH seen AS (
+        SELECT u.portal, u.profile_id FROM cdp.uids u WHERE u.portal = cdp.current_portal() AND u.uid = $1 AND u.first_seen <= $2
+    ), own AS (
+        SELECT seen.portal, coalesce(
+            (SELECT m.into_profile FROM cdp.merges m
+             WHERE m.portal = seen.portal AND m.kind = 'uid_reassigned' AND m.uid = $1 AND m.merged_at <= $2
+               AND (m.undone_at IS NULL OR m.undone_at > $2)
+             ORDER BY m.merged_at DESC, m.merge_id DESC LIMIT 1),
+            (SELECT m.uid_profile_before FROM cdp.merges m
+             WHERE m.portal = seen.portal AND m.kind = 'uid_reassigned' AND m.uid = $1
+             ORDER BY m.merged_at, m.merge_id LIMIT 1),
+            seen.profile_id) AS profile_id
+        FROM seen
+    )
+    SELECT coalesce(
+        (SELECT m.into_profile FROM cdp.merges m
+         WHERE m.portal = own.portal AND m.kind = 'merge' AND m.from_profile = own.profile_id AND m.merged_at <= $2
+           AND (m.undone_at IS NULL OR m.undone_at > $2)
+         ORDER BY m.merged_at DESC, m.merge_id DESC LIMIT 1),
+        own.profile_id)
+    FROM own
+$$;
+
+CREATE OR REPLACE FUNCTION cdp.explain(profile_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH root AS (
+        SELECT r.* FROM cdp.profiles r WHERE r.portal = cdp.current_portal() AND r.profile_id = cdp.root_of($1)
+    ), decision AS (
+        SELECT m.merge_id, m.kind, m.from_profile, m.into_profile, m.reason, m.evidence, m.uid, m.identify_type,
+               m.identify_time, m.merged_at, m.filled_attributes, m.uid_profile_before, m.undone_at,
+               m.undone_by_cascade_of
+        FROM root, LATERAL (
+            SELECT m.* FROM cdp.merges m WHERE m.portal = root.portal AND m.into_profile = root.profile_id
+            UNION
+            SELECT m.* FROM cdp.merges m WHERE m.portal = root.portal AND m.from_profile = root.profile_id) AS m
+    )
+    SELECT jsonb_build_object(
+        'profile_id', root.profile_id,
+        'customer_id', root.customer_id,
+        'kind', CASE WHEN root.customer_id IS NULL THEN 'anonymous' ELSE 'customer' END,
+        'uids', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                        'uid', u.uid,
+                        'first_seen', u.first_seen,
+                        'profile', u.profile_id,
+                        'via', CASE
+                            WHEN u.profile_id <> root.profile_id THEN
+                                (SELECT to_jsonb(d) - 'filled_attributes' FROM decision d
+                                 WHERE d.kind = 'merge' AND d.from_profile = u.profile_id AND d.undone_at IS NULL
+                                 ORDER BY d.merge_id DESC LIMIT 1)
+                            ELSE coalesce(
+                                (SELECT to_jsonb(d) - 'filled_attributes' FROM decision d
+                                 WHERE d.kind = 'uid_reassigned' AND d.uid = u.uid AND d.into_profile = root.profile_id
+                                   AND d.undone_at IS NULL
+                                 ORDER BY d.merge_id DESC LIMIT 1),
+                                CASE WHEN root.customer_id IS NULL
+                                     THEN '{"rule": "first event of the UID"}'::jsonb
+                                     ELSE '{"rule": "identified before it had an anonymous profile"}'::jsonb END)
+                        END) ORDER BY u.uid), '[]')
+                 FROM cdp.family_of(root.profile_id) AS f(profile_id),
+                      LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = root.portal AND u.profile_id = f.profile_id OFFSET 0) AS u),
+        'attributes', (SELECT coalesce(jsonb_object_agg(a.key, jsonb_build_object(
+                              'value', a.value, 'source', a.source, 'set_at', a.set_at, 'from_profile', a.source_profile)), '{}')
+                       FROM cdp.profile_attributes a WHERE a.portal = root.portal AND a.profile_id = root.profile_id),
+        'decisions', (SELECT coalesce(jsonb_agg(to_jsonb(d) ORDER BY d.merge_id), '[]') FROM decision d)
+    )
+    FROM root
+$$;
+
+CREATE OR REPLACE FUNCTION cdp.export_customer(customer_id text) RETURNS jsonb
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH c AS (
+        SELECT p.portal, p.profile_id FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.customer_id = $1
+    ), family AS (
+        SELECT c.portal, cdp.family_of(c.profile_id) AS profile_id FROM c
+    ), family_uids AS (
+        SELECT u.* FROM family f, LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = f.portal AND u.profile_id = f.profile_id OFFSET 0) AS u
+    )
+    SELECT jsonb_build_object(
+        'customer_id', $1,
+        'exported_at', now(),
+        'profile', cdp.profile(c.profile_id),
+        'explain', cdp.explain(c.profile_id),
+        'uids', (SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY u.uid), '[]') FROM family_uids u),
+        'identifiers', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.kind, i.value, i.profile_id), '[]')
+                        FROM family f, LATERAL (SELECT i.* FROM cdp.identifiers i WHERE i.portal = f.portal AND i.profile_id = f.profile_id OFFSET 0) AS i),
+        'attributes', (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.profile_id, a.key), '[]')
+                       FROM family f, LATERAL (SELECT a.* FROM cdp.profile_attributes a WHERE a.portal = f.portal AND a.profile_id = f.profile_id OFFSET 0) AS a),
+        'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.event_time, e.event_id), '[]')
+                   FROM family f, LATERAL (SELECT e.* FROM cdp.events e WHERE e.portal = f.portal AND e.profile_id = f.profile_id OFFSET 0) AS e),
+        'identify_skips', (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.skip_id), '[]')
+                           FROM cdp.identify_skips s WHERE s.portal = c.portal AND s.uid IN (SELECT u.uid FROM family_uids u)),
+        'match_suggestions', (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.suggestion_id), '[]')
+                              FROM cdp.match_suggestions m
+                              WHERE m.portal = c.portal
+                                AND (m.customer_profile = c.profile_id OR m.profile_id IN (SELECT f.profile_id FROM family f)))
+    )
+    FROM c
+$$;
+
+-- The views run as the caller: a member of cdp_reader sees the rows of the
+-- portals it may use (row-level security, see security.sql).
+CREATE VIEW cdp.customers WITH (security_invoker = true) AS
+SELECT p.portal,
+       p.profile_id,
+       p.customer_id,
+       p.identified_at,
+       p.created_at,
+       ARRAY(SELECT u.uid FROM (SELECT p.profile_id UNION ALL
+                                SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = p.portal AND f.merged_into = p.profile_id) AS m,
+                               LATERAL (SELECT u.uid FROM cdp.uids u WHERE u.portal = p.portal AND u.profile_id = m.profile_id OFFSET 0) AS u
+             ORDER BY u.uid) AS uids,
+       ARRAY(SELECT f.profile_id FROM cdp.profiles f
+             WHERE f.portal = p.portal AND f.merged_into = p.profile_id ORDER BY f.profile_id) AS merged_profiles,
+       (SELECT coalesce(jsonb_object_agg(a.key, a.value), '{}')
+        FROM cdp.profile_attributes a WHERE a.portal = p.portal AND a.profile_id = p.profile_id) AS attributes
+FROM cdp.profiles p
+WHERE p.customer_id IS NOT NULL;
+
+CREATE VIEW cdp.anonymous_profiles WITH (security_invoker = true) AS
+SELECT p.portal,
+       p.profile_id,
+       p.created_at,
+       ARRAY(SELECT u.uid FROM cdp.uids u WHERE u.portal = p.portal AND u.profile_id = p.profile_id ORDER BY u.uid) AS uids,
+       (SELECT coalesce(jsonb_object_agg(a.key, a.value), '{}')
+        FROM cdp.profile_attributes a WHERE a.portal = p.portal AND a.profile_id = p.profile_id) AS attributes,
+       p.system
+FROM cdp.profiles p
+WHERE p.customer_id IS NULL AND p.merged_into IS NULL;
+
+-- The portals the caller may use, with their settings (never their secret).
+CREATE VIEW cdp.portals AS
+SELECT s.portal, s.settings, s.created_at, s.updated_at,
+       EXISTS (SELECT FROM cdp.portal_secrets k WHERE k.portal = s.portal) AS identity_secret_set,
+       ARRAY(SELECT g.role FROM cdp.portal_grants g WHERE g.portal = s.portal ORDER BY g.role) AS granted_to
+FROM (SELECT p.portal, p.settings, p.created_at, p.updated_at FROM cdp.portal_settings p
+      UNION ALL
+      SELECT 'default', '{}', NULL, NULL WHERE NOT EXISTS (SELECT FROM cdp.portal_settings WHERE portal = 'default')) AS s
+WHERE s.portal IN (SELECT cdp.usable_portals());
+
+
+-- Roles, privileges and pinned settings, as a fresh 0.2.0 install has them.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'cdp_writer') THEN
+        CREATE ROLE cdp_writer NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'cdp_reader') THEN
+        CREATE ROLE cdp_reader NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'cdp_admin') THEN
+        CREATE ROLE cdp_admin NOLOGIN;
+    END IF;
+END
+$$;
+GRANT cdp_writer, cdp_reader TO cdp_admin;
+
+REVOKE ALL ON SCHEMA cdp FROM PUBLIC;
+GRANT USAGE ON SCHEMA cdp TO cdp_writer, cdp_reader, cdp_admin;
+REVOKE ALL ON ALL TABLES IN SCHEMA cdp FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA cdp FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cdp FROM PUBLIC;
+
+-- The write functions run the same few statements over and over: plan them
+-- once per backend (generic plans) instead of planning identify's larger
+-- statements again for every call. Every lookup in them is by key.
+ALTER FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.track_batch(jsonb) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.identify(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.unmerge(bigint, boolean) SET plan_cache_mode = force_generic_plan;
+
+-- Every function runs as the owner, with the settings it relies on pinned:
+-- * search_path: see above;
+-- * jit = off: no statement of the extension is ever JIT-compiled. They are
+--   short OLTP statements (key lookups, single-row writes) that run in
+--   microseconds, and JIT compilation costs milliseconds per statement: when
+--   a generic plan's estimate crosses jit_above_cost (tables grown but not
+--   analyzed yet, right after a bulk import), every call would compile again,
+--   a 26x slowdown. Pinned on the functions, it covers the statements they
+--   run, foreign-key checks included, whatever the session sets.
+DO $$
+DECLARE f record;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure AS fn, p.prorettype = 'trigger'::regtype AS is_trigger
+             FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'cdp'::regnamespace AND p.prokind = 'f' LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET jit = off', f.fn);
+        IF NOT f.is_trigger THEN
+            EXECUTE pg_catalog.format('ALTER FUNCTION %s SECURITY DEFINER', f.fn);
+        END IF;
+    END LOOP;
+END
+$$;
+-- Helpers that read no data: every group role.
+GRANT EXECUTE ON FUNCTION cdp.md5(text), cdp.sha256(text), cdp.normalize_email(text), cdp.normalize_phone(text),
+    cdp.junk_reason(text), cdp.new_uid(), cdp.current_portal(), cdp.usable_portals(), cdp.version()
+    TO cdp_writer, cdp_reader, cdp_admin;
+
+GRANT EXECUTE ON FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz), cdp.track_batch(jsonb), cdp.identity_hash(text),
+    cdp.identify(text, text, jsonb, text, timestamptz), cdp.profile_of(text)
+    TO cdp_writer;
+
+GRANT EXECUTE ON FUNCTION cdp.profile_of(text), cdp.root_of(bigint), cdp.family_of(bigint), cdp.profile(bigint),
+    cdp.customer_profile(text), cdp.events_of(bigint), cdp.profile_at(text, timestamptz), cdp.explain(bigint)
+    TO cdp_reader;
+GRANT SELECT ON cdp.customers, cdp.anonymous_profiles TO cdp_reader;
+GRANT SELECT ON cdp.portals TO cdp_writer, cdp_reader;
+
+GRANT EXECUTE ON FUNCTION cdp.unmerge(bigint, boolean), cdp.forget_customer(text), cdp.forget_uid(text),
+    cdp.export_customer(text), cdp.accept_suggestion(bigint), cdp.reject_suggestion(bigint),
+    cdp.create_portal(text, jsonb), cdp.configure_portal(text, jsonb), cdp.grant_portal(text, text), cdp.revoke_portal(text, text)
+    TO cdp_admin;
+
+-- Data people query the tables directly: cdp_reader may SELECT them, and
+-- row-level security shows it the rows of the portals it may use. The
+-- functions run as the owner, who is not subject to these policies (the
+-- portal checks are in the functions). Portal settings, secrets and grants
+-- are not readable (cdp.portals shows what may be shown).
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['profiles', 'uids', 'events', 'identifiers', 'profile_attributes', 'merges', 'merge_blocks',
+                             'identify_skips', 'match_suggestions', 'erasures', 'erased_uids'] LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE cdp.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE pg_catalog.format(
+            'CREATE POLICY usable_portals ON cdp.%I FOR SELECT TO cdp_reader USING (portal IN (SELECT cdp.usable_portals()))', t);
+        EXECUTE pg_catalog.format('GRANT SELECT ON cdp.%I TO cdp_reader', t);
+    END LOOP;
+END
+$$;
