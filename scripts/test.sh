@@ -4,7 +4,9 @@
 #   1. cargo pgrx test: Rust unit tests and #[pg_test] tests inside PostgreSQL
 #   2. SQL scenario tests (tests/sql/*.sql), one fresh database each
 #   3. the concurrency tests: real concurrent connections, then invariants
-#      (tests/concurrency.sh, tests/erasure_race.sh)
+#      (tests/concurrency.sh, tests/erasure_race.sh), the identity lock
+#      (tests/locks.py: 20 rounds of 8 sessions), roles and portals with
+#      real login roles (tests/roles.py)
 #   4. no JIT and index plans on grown tables (tests/plans.py)
 #   5. pg_dump / pg_restore of the extension's data
 #   6. every released version, filled with data, updated to the current one (tests/upgrade.sh)
@@ -57,6 +59,10 @@ echo "== concurrency"
 tests/concurrency.sh 8 1000 2>&1 | tee "$log/conc"; tally "concurrency" "$log/conc" "${PIPESTATUS[0]}"
 echo "== erasure under concurrent traffic"
 tests/erasure_race.sh 2>&1 | tee "$log/erasure"; tally "erasure race" "$log/erasure" "${PIPESTATUS[0]}"
+echo "== the identity lock: bounded waits, no deadlocks"
+python3 tests/locks.py 20 2>&1 | tee "$log/locks"; tally "locks" "$log/locks" "${PIPESTATUS[0]}"
+echo "== roles and portals, real login roles"
+python3 tests/roles.py 2>&1 | tee "$log/roles"; tally "roles" "$log/roles" "${PIPESTATUS[0]}"
 echo "== no JIT, index plans on grown tables"
 python3 tests/plans.py 2>&1 | tee "$log/plans"; tally "plans" "$log/plans" "${PIPESTATUS[0]}"
 echo "== dump and restore"

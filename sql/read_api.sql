@@ -256,7 +256,12 @@ WHERE p.customer_id IS NULL AND p.merged_into IS NULL;
 CREATE VIEW cdp.portals AS
 SELECT s.portal, s.settings, s.created_at, s.updated_at,
        EXISTS (SELECT FROM cdp.portal_secrets k WHERE k.portal = s.portal) AS identity_secret_set,
-       ARRAY(SELECT g.role FROM cdp.portal_grants g WHERE g.portal = s.portal ORDER BY g.role) AS granted_to
+              ARRAY(SELECT g.role FROM cdp.portal_grants g WHERE g.portal = s.portal AND g.granted
+             UNION
+             SELECT d.role FROM unnest(ARRAY['cdp_writer', 'cdp_reader']::name[]) AS d(role)
+             WHERE s.portal = 'default'
+               AND NOT EXISTS (SELECT FROM cdp.portal_grants g WHERE g.portal = 'default' AND g.role = d.role AND NOT g.granted)
+             ORDER BY 1) AS granted_to
 FROM (SELECT p.portal, p.settings, p.created_at, p.updated_at FROM cdp.portal_settings p
       UNION ALL
       SELECT 'default', '{}', NULL, NULL WHERE NOT EXISTS (SELECT FROM cdp.portal_settings WHERE portal = 'default')) AS s

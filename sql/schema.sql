@@ -54,9 +54,12 @@ CREATE TABLE cdp.portal_secrets (
 );
 
 -- Which roles may use a portal (besides superusers and members of cdp_admin).
+-- The portal 'default' is open to cdp_writer and cdp_reader without a row; a
+-- row with granted = false takes it back from one of them.
 CREATE TABLE cdp.portal_grants (
     portal     text NOT NULL REFERENCES cdp.portal_settings (portal),
     role       name NOT NULL,
+    granted    boolean NOT NULL,
     granted_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (portal, role)
 );

@@ -73,19 +73,33 @@ pub fn configure_portal(client: &mut SpiClient<'_>, target: &Portal, changes: &M
 pub fn grant_portal(client: &mut SpiClient<'_>, role: &str, target: &Portal) -> CdpResult<bool> {
     role_must_exist(role)?;
     portals::ensure(client, &target.name);
-    let changed = portals::grant(client, &target.name, role);
+    let changed = if opens_default(&target.name, role) {
+        portals::forget_grant(client, &target.name, role) // back to the implicit grant
+    } else {
+        portals::set_grant(client, &target.name, role, true)
+    };
     portal::invalidate_everywhere(client);
     Ok(changed)
 }
 
+/// Takes a portal back from a role; false when it did not have it.
 pub fn revoke_portal(client: &mut SpiClient<'_>, role: &str, target: &Portal) -> CdpResult<bool> {
-    if target.name == "default" && ["cdp_writer", "cdp_reader", "cdp_admin"].contains(&role) {
-        return Err(CdpError::invalid(format!("the portal 'default' is open to {role} and cannot be revoked from it"))
-            .with_hint("Keep data that needs its own access rules in a portal of its own (cdp.create_portal)."));
+    if role == "cdp_admin" {
+        return Err(CdpError::invalid("cdp_admin may use every portal; revoke cdp_admin from a role instead"));
     }
-    let changed = portals::revoke(client, &target.name, role);
+    portals::ensure(client, &target.name);
+    let changed = if opens_default(&target.name, role) {
+        portals::set_grant(client, &target.name, role, false)
+    } else {
+        portals::forget_grant(client, &target.name, role)
+    };
     portal::invalidate_everywhere(client);
     Ok(changed)
+}
+
+/// Whether the role is one the portal 'default' is open to without a grant.
+fn opens_default(portal: &str, role: &str) -> bool {
+    portal == "default" && (role == "cdp_writer" || role == "cdp_reader")
 }
 
 fn role_must_exist(role: &str) -> CdpResult<()> {

@@ -6,7 +6,8 @@
 //! (SECURITY DEFINER), so the role checked is the session's outer role (the
 //! login role, or the role of SET ROLE). Superusers and members of cdp_admin
 //! may use every portal; members of cdp_writer and cdp_reader may use
-//! 'default'; other portals are granted with cdp.grant_portal.
+//! 'default' (until cdp.revoke_portal takes it back from the group); other
+//! portals are granted with cdp.grant_portal.
 //!
 //! Settings and grants are cached per backend and dropped whenever
 //! PostgreSQL sends a relation cache invalidation (cdp.configure_portal and
@@ -127,9 +128,7 @@ fn check_access(client: &mut SpiClient<'_>, portal: &str) -> CdpResult<()> {
     let allowed = match CACHE.with(|c| c.borrow().access.get(&key).copied()) {
         Some(allowed) => allowed,
         None => {
-            let allowed = caller_is_admin()
-                || (portal == "default" && (has_privs_of(who, role_oid(c"cdp_writer")) || has_privs_of(who, role_oid(c"cdp_reader"))))
-                || portals::granted(client, portal, who);
+            let allowed = caller_is_admin() || portals::granted(client, portal, who);
             CACHE.with(|c| c.borrow_mut().access.insert(key, allowed));
             allowed
         }

@@ -26,9 +26,13 @@ thread_local! {
 /// Whether another release of the library already registered its settings
 /// in this session (checked in `_PG_init`, before registering ours).
 pub fn another_release_loaded() -> bool {
-    // SAFETY: a lookup of a setting by name; missing_ok gives NULL.
-    let found = unsafe { pg_sys::GetConfigOption(c"cdp.max_payload_bytes".as_ptr(), true, false) };
-    !found.is_null()
+    // A session may SET cdp.* before any library defines them: such a
+    // placeholder is not another release.
+    // SAFETY: a lookup of a setting by name; missing_ok gives 0 when unknown.
+    let flags = unsafe { pg_sys::GetConfigOptionFlags(c"cdp.max_payload_bytes".as_ptr(), true) } as u32;
+    // SAFETY: as above; NULL when unknown.
+    let defined = !unsafe { pg_sys::GetConfigOption(c"cdp.max_payload_bytes".as_ptr(), true, false) }.is_null();
+    defined && flags & pg_sys::GUC_CUSTOM_PLACEHOLDER == 0
 }
 
 pub fn mark_inactive() {

@@ -42,12 +42,20 @@ pub fn settings_of(client: &mut SpiClient<'_>, portal: &str) -> Map<String, Valu
         .unwrap_or_default()
 }
 
-/// Whether a role that `role` has the privileges of was granted the portal.
+/// Whether `role` has the privileges of a role the portal is granted to
+/// ('default' is granted to cdp_writer and cdp_reader unless taken back).
 pub fn granted(client: &mut SpiClient<'_>, portal: &str, role: pg_sys::Oid) -> bool {
     exec(
         client,
-        "SELECT EXISTS (SELECT FROM cdp.portal_grants g JOIN pg_catalog.pg_roles r ON r.rolname = g.role
-                        WHERE g.portal = $1 AND pg_catalog.pg_has_role($2, r.oid, 'USAGE')) AS granted",
+        "SELECT EXISTS (
+             SELECT FROM (SELECT g.role FROM cdp.portal_grants g WHERE g.portal = $1 AND g.granted
+                          UNION ALL
+                          SELECT d.role FROM pg_catalog.unnest(ARRAY['cdp_writer', 'cdp_reader']::name[]) AS d(role)
+                          WHERE $1 = 'default'
+                            AND NOT EXISTS (SELECT FROM cdp.portal_grants g WHERE g.portal = $1 AND g.role = d.role AND NOT g.granted))
+                  AS a(role)
+             JOIN pg_catalog.pg_roles r ON r.rolname = a.role
+             WHERE pg_catalog.pg_has_role($2, r.oid, 'USAGE')) AS granted",
         &[portal.into(), role.into()],
     )
     .one()
@@ -122,17 +130,20 @@ pub fn has_secret(client: &mut SpiClient<'_>, portal: &str) -> bool {
     !exec(client, "SELECT portal FROM cdp.portal_secrets WHERE portal = $1", &[portal.into()]).is_empty()
 }
 
-/// Grants a portal to a role; false when it was granted already.
-pub fn grant(client: &mut SpiClient<'_>, portal: &str, role: &str) -> bool {
+/// Records whether a role may use a portal; false when it already stood so.
+pub fn set_grant(client: &mut SpiClient<'_>, portal: &str, role: &str, granted: bool) -> bool {
     !exec(
         client,
-        "INSERT INTO cdp.portal_grants (portal, role) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING role",
-        &[portal.into(), role.into()],
+        "INSERT INTO cdp.portal_grants AS g (portal, role, granted) VALUES ($1, $2, $3)
+         ON CONFLICT (portal, role) DO UPDATE SET granted = excluded.granted, granted_at = pg_catalog.now()
+         WHERE g.granted IS DISTINCT FROM excluded.granted
+         RETURNING role",
+        &[portal.into(), role.into(), granted.into()],
     )
     .is_empty()
 }
 
-/// Revokes a portal from a role; false when it was not granted.
-pub fn revoke(client: &mut SpiClient<'_>, portal: &str, role: &str) -> bool {
+/// Removes a role's row for a portal; false when it had none.
+pub fn forget_grant(client: &mut SpiClient<'_>, portal: &str, role: &str) -> bool {
     !exec(client, "DELETE FROM cdp.portal_grants WHERE portal = $1 AND role = $2 RETURNING role", &[portal.into(), role.into()]).is_empty()
 }
