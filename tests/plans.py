@@ -38,7 +38,7 @@ GROW = """
 INSERT INTO cdp.portal_settings (portal, settings) SELECT 'shop-' || g, '{"max_batch_items": 500}' FROM generate_series(1, 500) g;
 INSERT INTO cdp.portal_settings (portal) VALUES ('default') ON CONFLICT DO NOTHING;
 INSERT INTO cdp.portal_secrets (portal, identity_secret) SELECT 'shop-' || g, md5(g::text) || md5(g::text) FROM generate_series(1, 500) g;
-INSERT INTO cdp.portal_grants (portal, role) SELECT 'shop-' || g, 'tenant_' || g FROM generate_series(1, 500) g;
+INSERT INTO cdp.portal_grants (portal, role, granted) SELECT 'shop-' || g, 'tenant_' || g, true FROM generate_series(1, 500) g;
 INSERT INTO cdp.profiles (portal, profile_id, customer_id, identified_at, created_at)
 SELECT 'default', 100000 + g, 'gc-' || g, now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, 8000) g;
 INSERT INTO cdp.profiles (portal, profile_id, merged_into, merged_at, system, system_at)
