@@ -51,6 +51,26 @@ $$;
 -- Identifiers known so far came from any source: trusted, as 0.1 treated them.
 ALTER TABLE cdp.identifiers ADD COLUMN trusted boolean NOT NULL DEFAULT true;
 ALTER TABLE cdp.identifiers ALTER COLUMN trusted DROP DEFAULT;
+-- Placeholder UIDs ('undefined', ...) get quarantined profiles from now on.
+ALTER TABLE cdp.profiles ADD COLUMN quarantined boolean NOT NULL DEFAULT false;
+-- Erasure hashes are keyed from now on (those 0.1 recorded stay plain SHA-256
+-- and are still looked up): the columns say hash, not sha256.
+ALTER TABLE cdp.erasures RENAME COLUMN subject_sha256 TO subject_hash;
+ALTER TABLE cdp.erased_uids RENAME COLUMN uid_sha256 TO uid_hash;
+
+-- The install's key for erasure hashes, made at install from PostgreSQL's
+-- strong random source and never readable by any group role. The oldest row
+-- is the key: a restored dump brings the original key back beside the one
+-- CREATE EXTENSION made, and the original (older) one wins, so suppression
+-- and erasure records keep matching.
+CREATE TABLE cdp.install_key (
+    key        text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+INSERT INTO cdp.install_key (key)
+SELECT pg_catalog.replace(pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', '');
+
+
 
 -- Keys and indexes lead with the portal. Dropping a primary key drops the
 -- foreign keys that use it; all are made again below with the same names.
@@ -79,16 +99,11 @@ DROP INDEX cdp.profiles_merged_into_idx;
 ALTER TABLE cdp.profiles ADD CONSTRAINT profiles_pkey PRIMARY KEY (portal, profile_id),
     ADD CONSTRAINT profiles_customer_id_key UNIQUE (portal, customer_id),
     ADD CONSTRAINT profiles_merged_into_fkey FOREIGN KEY (portal, merged_into) REFERENCES cdp.profiles (portal, profile_id);
-CREATE INDEX profiles_merged_into_idx ON cdp.profiles (portal, merged_into) WHERE merged_into IS NOT NULL;
 ALTER TABLE cdp.uids ADD CONSTRAINT uids_pkey PRIMARY KEY (portal, uid),
     ADD CONSTRAINT uids_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id);
-CREATE INDEX uids_profile_idx ON cdp.uids (portal, profile_id);
 ALTER TABLE cdp.events ADD CONSTRAINT events_pkey PRIMARY KEY (portal, event_id);
-CREATE INDEX events_profile_time_idx ON cdp.events (portal, profile_id, event_time, event_id);
-CREATE UNIQUE INDEX events_message_id_key ON cdp.events (portal, message_id) WHERE message_id IS NOT NULL;
 ALTER TABLE cdp.identifiers ADD CONSTRAINT identifiers_pkey PRIMARY KEY (portal, kind, value, profile_id),
     ADD CONSTRAINT identifiers_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id);
-CREATE INDEX identifiers_profile_idx ON cdp.identifiers (portal, profile_id);
 ALTER TABLE cdp.profile_attributes ADD CONSTRAINT profile_attributes_pkey PRIMARY KEY (portal, profile_id, key),
     ADD CONSTRAINT profile_attributes_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id);
 ALTER TABLE cdp.merges ADD CONSTRAINT merges_pkey PRIMARY KEY (portal, merge_id),
@@ -96,28 +111,46 @@ ALTER TABLE cdp.merges ADD CONSTRAINT merges_pkey PRIMARY KEY (portal, merge_id)
     ADD CONSTRAINT merges_into_profile_fkey FOREIGN KEY (portal, into_profile) REFERENCES cdp.profiles (portal, profile_id),
     ADD CONSTRAINT merges_uid_profile_before_fkey FOREIGN KEY (portal, uid_profile_before) REFERENCES cdp.profiles (portal, profile_id),
     ADD CONSTRAINT merges_undone_by_cascade_of_fkey FOREIGN KEY (portal, undone_by_cascade_of) REFERENCES cdp.merges (portal, merge_id);
-CREATE INDEX merges_from_idx ON cdp.merges (portal, from_profile);
-CREATE INDEX merges_into_idx ON cdp.merges (portal, into_profile);
-CREATE INDEX merges_uid_idx ON cdp.merges (portal, uid) WHERE kind = 'uid_reassigned';
 ALTER TABLE cdp.merge_blocks ADD CONSTRAINT merge_blocks_pkey PRIMARY KEY (portal, from_profile, into_profile, merge_id),
     ADD CONSTRAINT merge_blocks_from_profile_fkey FOREIGN KEY (portal, from_profile) REFERENCES cdp.profiles (portal, profile_id),
     ADD CONSTRAINT merge_blocks_into_profile_fkey FOREIGN KEY (portal, into_profile) REFERENCES cdp.profiles (portal, profile_id),
     ADD CONSTRAINT merge_blocks_merge_id_fkey FOREIGN KEY (portal, merge_id) REFERENCES cdp.merges (portal, merge_id);
-CREATE INDEX merge_blocks_into_idx ON cdp.merge_blocks (portal, into_profile);
 ALTER TABLE cdp.identify_skips ADD CONSTRAINT identify_skips_pkey PRIMARY KEY (portal, skip_id);
 ALTER TABLE cdp.match_suggestions ADD CONSTRAINT match_suggestions_pkey PRIMARY KEY (portal, suggestion_id),
     ADD CONSTRAINT match_suggestions_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id),
     ADD CONSTRAINT match_suggestions_customer_profile_fkey FOREIGN KEY (portal, customer_profile) REFERENCES cdp.profiles (portal, profile_id),
     ADD CONSTRAINT match_suggestions_merge_id_fkey FOREIGN KEY (portal, merge_id) REFERENCES cdp.merges (portal, merge_id);
-CREATE UNIQUE INDEX match_suggestions_open_key ON cdp.match_suggestions (portal, profile_id, customer_profile) WHERE status = 'open';
 ALTER TABLE cdp.erasures ADD CONSTRAINT erasures_pkey PRIMARY KEY (portal, erasure_id);
-ALTER TABLE cdp.erased_uids ADD CONSTRAINT erased_uids_pkey PRIMARY KEY (portal, uid_sha256),
+ALTER TABLE cdp.erased_uids ADD CONSTRAINT erased_uids_pkey PRIMARY KEY (portal, uid_hash),
     ADD CONSTRAINT erased_uids_erasure_id_fkey FOREIGN KEY (portal, erasure_id) REFERENCES cdp.erasures (portal, erasure_id);
+
+-- Indexes: those of 0.1 again, leading with the portal, and new ones on
+-- every column erasure and unmerge find rows by.
+CREATE INDEX profiles_merged_into_idx ON cdp.profiles (portal, merged_into) WHERE merged_into IS NOT NULL;
+CREATE INDEX uids_profile_idx ON cdp.uids (portal, profile_id);
+CREATE INDEX events_profile_time_idx ON cdp.events (portal, profile_id, event_time, event_id);
+CREATE UNIQUE INDEX events_message_id_key ON cdp.events (portal, message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX identifiers_profile_idx ON cdp.identifiers (portal, profile_id);
+CREATE INDEX profile_attributes_source_idx ON cdp.profile_attributes (portal, source_profile) WHERE source_profile IS NOT NULL;
+CREATE INDEX merges_from_idx ON cdp.merges (portal, from_profile);
+CREATE INDEX merges_into_idx ON cdp.merges (portal, into_profile);
+CREATE INDEX merges_uid_idx ON cdp.merges (portal, uid) WHERE kind = 'uid_reassigned';
+CREATE INDEX merges_uid_profile_before_idx ON cdp.merges (portal, uid_profile_before) WHERE uid_profile_before IS NOT NULL;
+CREATE INDEX merges_undone_by_cascade_of_idx ON cdp.merges (portal, undone_by_cascade_of) WHERE undone_by_cascade_of IS NOT NULL;
+CREATE INDEX merge_blocks_into_idx ON cdp.merge_blocks (portal, into_profile);
+CREATE INDEX merge_blocks_merge_idx ON cdp.merge_blocks (portal, merge_id);
+CREATE INDEX identify_skips_uid_idx ON cdp.identify_skips (portal, uid);
+CREATE UNIQUE INDEX match_suggestions_open_key ON cdp.match_suggestions (portal, profile_id, customer_profile) WHERE status = 'open';
+CREATE INDEX match_suggestions_profile_idx ON cdp.match_suggestions (portal, profile_id);
+CREATE INDEX match_suggestions_customer_idx ON cdp.match_suggestions (portal, customer_profile);
+CREATE INDEX match_suggestions_merge_idx ON cdp.match_suggestions (portal, merge_id) WHERE merge_id IS NOT NULL;
+CREATE INDEX erased_uids_erasure_idx ON cdp.erased_uids (portal, erasure_id);
 
 -- pg_dump keeps the new tables' data too.
 SELECT pg_catalog.pg_extension_config_dump('cdp.portal_settings', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.portal_secrets', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.portal_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.install_key', '');
 
 -- Every release has its own library file (see README, Upgrades): the
 -- functions of 0.1 move to this release's, unchanged otherwise.
@@ -130,7 +163,19 @@ BEGIN
 END
 $$;
 
+-- normalize_phone takes a region now (E.164 with libphonenumber's rules).
+DROP FUNCTION cdp.normalize_phone(text);
+
 -- New in 0.2.0: the portal of a call, versions, verified identity, portal configuration.
+CREATE FUNCTION cdp."normalize_phone"(
+	"input" TEXT, /* Option < & str > */
+	"region" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TEXT /* Option < String > */
+IMMUTABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'normalize_phone_wrapper';
+
 CREATE FUNCTION cdp."current_portal"() RETURNS TEXT /* String */
 STRICT STABLE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
@@ -291,20 +336,20 @@ SET search_path = pg_catalog, pg_temp AS $$
     ), own AS (
         SELECT seen.portal, coalesce(
             (SELECT m.into_profile FROM cdp.merges m
-             WHERE m.portal = seen.portal AND m.kind = 'uid_reassigned' AND m.uid = $1 AND m.merged_at <= $2
+             WHERE m.portal = seen.portal AND m.kind = 'uid_reassigned' AND m.uid = $1 AND m.identify_time <= $2
                AND (m.undone_at IS NULL OR m.undone_at > $2)
-             ORDER BY m.merged_at DESC, m.merge_id DESC LIMIT 1),
+             ORDER BY m.identify_time DESC, m.merge_id DESC LIMIT 1),
             (SELECT m.uid_profile_before FROM cdp.merges m
              WHERE m.portal = seen.portal AND m.kind = 'uid_reassigned' AND m.uid = $1
-             ORDER BY m.merged_at, m.merge_id LIMIT 1),
+             ORDER BY m.identify_time, m.merge_id LIMIT 1),
             seen.profile_id) AS profile_id
         FROM seen
     )
     SELECT coalesce(
         (SELECT m.into_profile FROM cdp.merges m
-         WHERE m.portal = own.portal AND m.kind = 'merge' AND m.from_profile = own.profile_id AND m.merged_at <= $2
+         WHERE m.portal = own.portal AND m.kind = 'merge' AND m.from_profile = own.profile_id AND m.identify_time <= $2
            AND (m.undone_at IS NULL OR m.undone_at > $2)
-         ORDER BY m.merged_at DESC, m.merge_id DESC LIMIT 1),
+         ORDER BY m.identify_time DESC, m.merge_id DESC LIMIT 1),
         own.profile_id)
     FROM own
 $$;
@@ -355,6 +400,20 @@ SET search_path = pg_catalog, pg_temp AS $$
     FROM root
 $$;
 
+CREATE OR REPLACE FUNCTION cdp.unmerged_profiles_about(portal text, customer_profile bigint) RETURNS SETOF bigint
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT DISTINCT other.profile_id
+    FROM cdp.profiles fam
+    CROSS JOIN LATERAL (SELECT i.kind, i.value FROM cdp.identifiers i
+                        WHERE i.portal = fam.portal AND i.profile_id = fam.profile_id
+                          AND i.kind IN ('email', 'phone', 'identify_id') OFFSET 0) AS mine
+    JOIN cdp.identifiers theirs ON theirs.portal = $1 AND theirs.kind = mine.kind AND theirs.value = mine.value
+    JOIN cdp.profiles other ON other.portal = theirs.portal AND other.profile_id = theirs.profile_id
+    WHERE fam.portal = $1 AND (fam.profile_id = $2 OR fam.merged_into = $2)
+      AND other.customer_id IS NULL AND other.merged_into IS NULL
+$$;
+
 CREATE OR REPLACE FUNCTION cdp.export_customer(customer_id text) RETURNS jsonb
 LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -362,8 +421,10 @@ SET search_path = pg_catalog, pg_temp AS $$
         SELECT p.portal, p.profile_id FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.customer_id = $1
     ), family AS (
         SELECT c.portal, cdp.family_of(c.profile_id) AS profile_id FROM c
-    ), family_uids AS (
+        ), family_uids AS (
         SELECT u.* FROM family f, LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = f.portal AND u.profile_id = f.profile_id OFFSET 0) AS u
+    ), related AS (
+        SELECT c.portal, r.profile_id FROM c, LATERAL cdp.unmerged_profiles_about(c.portal, c.profile_id) AS r(profile_id)
     )
     SELECT jsonb_build_object(
         'customer_id', $1,
@@ -382,7 +443,16 @@ SET search_path = pg_catalog, pg_temp AS $$
         'match_suggestions', (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.suggestion_id), '[]')
                               FROM cdp.match_suggestions m
                               WHERE m.portal = c.portal
-                                AND (m.customer_profile = c.profile_id OR m.profile_id IN (SELECT f.profile_id FROM family f)))
+                                                                AND (m.customer_profile = c.profile_id OR m.profile_id IN (SELECT f.profile_id FROM family f))),
+        -- Anonymous profiles with this customer's email, phone or identify id that were not merged.
+        'related_profiles', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                 'profile', cdp.profile(r.profile_id),
+                                 'identifiers', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.kind, i.value), '[]')
+                                                 FROM cdp.identifiers i WHERE i.portal = r.portal AND i.profile_id = r.profile_id),
+                                 'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.event_time, e.event_id), '[]')
+                                            FROM cdp.events e WHERE e.portal = r.portal AND e.profile_id = r.profile_id))
+                             ORDER BY r.profile_id), '[]')
+                             FROM related r)
     )
     FROM c
 $$;
@@ -432,6 +502,20 @@ FROM (SELECT p.portal, p.settings, p.created_at, p.updated_at FROM cdp.portal_se
       SELECT 'default', '{}', NULL, NULL WHERE NOT EXISTS (SELECT FROM cdp.portal_settings WHERE portal = 'default')) AS s
 WHERE s.portal IN (SELECT cdp.usable_portals());
 
+
+-- Anonymous profiles of placeholder UIDs ('undefined', ...) that 0.1 made are
+-- quarantined now, so they stop merging into whoever signs in next. (Ones
+-- already merged stay merged: cdp.unmerge undoes them.)
+UPDATE cdp.profiles p SET quarantined = true
+FROM cdp.uids u
+WHERE u.portal = p.portal AND u.profile_id = p.profile_id AND p.customer_id IS NULL AND p.merged_into IS NULL
+  AND cdp.junk_reason(u.uid) IS NOT NULL;
+
+-- profile_at answers in business time now: a UID was first seen at its
+-- earliest event (0.1 recorded when it arrived). One read of the events.
+UPDATE cdp.uids u SET first_seen = e.first_event
+FROM (SELECT portal, uid, min(event_time) AS first_event FROM cdp.events GROUP BY portal, uid) AS e
+WHERE e.portal = u.portal AND e.uid = u.uid AND e.first_event < u.first_seen;
 
 -- Roles, privileges and pinned settings, as a fresh 0.2.0 install has them.
 DO $$
@@ -485,7 +569,7 @@ BEGIN
 END
 $$;
 -- Helpers that read no data: every group role.
-GRANT EXECUTE ON FUNCTION cdp.md5(text), cdp.sha256(text), cdp.normalize_email(text), cdp.normalize_phone(text),
+GRANT EXECUTE ON FUNCTION cdp.md5(text), cdp.sha256(text), cdp.normalize_email(text), cdp.normalize_phone(text, text),
     cdp.junk_reason(text), cdp.new_uid(), cdp.current_portal(), cdp.usable_portals(), cdp.version()
     TO cdp_writer, cdp_reader, cdp_admin;
 

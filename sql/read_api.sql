@@ -108,8 +108,11 @@ $$;
 
 -- The profile a UID belonged to at a past moment: its own profile then
 -- (shared-browser reassignments in force at that time move it), and the
--- customer that profile was merged into then (merges in force: made before,
--- not undone before). NULL when the UID had not been seen yet.
+-- customer that profile was merged into then. A decision is in force from
+-- its identify_time (the business time the caller gave, so identifies
+-- replayed from history answer as of when they happened; cdp.explain keeps
+-- the moment each was decided, merged_at) until it was undone. NULL when the
+-- UID had not been seen yet.
 CREATE FUNCTION cdp.profile_at(uid text, at timestamptz) RETURNS bigint
 LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -118,20 +121,20 @@ SET search_path = pg_catalog, pg_temp AS $$
     ), own AS (
         SELECT seen.portal, coalesce(
             (SELECT m.into_profile FROM cdp.merges m
-             WHERE m.portal = seen.portal AND m.kind = 'uid_reassigned' AND m.uid = $1 AND m.merged_at <= $2
+             WHERE m.portal = seen.portal AND m.kind = 'uid_reassigned' AND m.uid = $1 AND m.identify_time <= $2
                AND (m.undone_at IS NULL OR m.undone_at > $2)
-             ORDER BY m.merged_at DESC, m.merge_id DESC LIMIT 1),
+             ORDER BY m.identify_time DESC, m.merge_id DESC LIMIT 1),
             (SELECT m.uid_profile_before FROM cdp.merges m
              WHERE m.portal = seen.portal AND m.kind = 'uid_reassigned' AND m.uid = $1
-             ORDER BY m.merged_at, m.merge_id LIMIT 1),
+             ORDER BY m.identify_time, m.merge_id LIMIT 1),
             seen.profile_id) AS profile_id
         FROM seen
     )
     SELECT coalesce(
         (SELECT m.into_profile FROM cdp.merges m
-         WHERE m.portal = own.portal AND m.kind = 'merge' AND m.from_profile = own.profile_id AND m.merged_at <= $2
+         WHERE m.portal = own.portal AND m.kind = 'merge' AND m.from_profile = own.profile_id AND m.identify_time <= $2
            AND (m.undone_at IS NULL OR m.undone_at > $2)
-         ORDER BY m.merged_at DESC, m.merge_id DESC LIMIT 1),
+         ORDER BY m.identify_time DESC, m.merge_id DESC LIMIT 1),
         own.profile_id)
     FROM own
 $$;
@@ -185,6 +188,26 @@ SET search_path = pg_catalog, pg_temp AS $$
     FROM root
 $$;
 
+-- Live anonymous profiles that carry an email, phone or identify id of a
+-- customer (of its own profile or of one merged into it) but are not part of
+-- it: the merge cap was reached, the merge was undone, or a suggestion waits.
+-- They are about that person, so export_customer shows them and
+-- forget_customer erases them. Internal (not granted): callers are the
+-- SECURITY DEFINER functions that already checked the portal.
+CREATE FUNCTION cdp.unmerged_profiles_about(portal text, customer_profile bigint) RETURNS SETOF bigint
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT DISTINCT other.profile_id
+    FROM cdp.profiles fam
+    CROSS JOIN LATERAL (SELECT i.kind, i.value FROM cdp.identifiers i
+                        WHERE i.portal = fam.portal AND i.profile_id = fam.profile_id
+                          AND i.kind IN ('email', 'phone', 'identify_id') OFFSET 0) AS mine
+    JOIN cdp.identifiers theirs ON theirs.portal = $1 AND theirs.kind = mine.kind AND theirs.value = mine.value
+    JOIN cdp.profiles other ON other.portal = theirs.portal AND other.profile_id = theirs.profile_id
+    WHERE fam.portal = $1 AND (fam.profile_id = $2 OR fam.merged_into = $2)
+      AND other.customer_id IS NULL AND other.merged_into IS NULL
+$$;
+
 -- Everything held about a customer, in one document (for a data subject
 -- access request): the unified profile, the explanation, the UIDs,
 -- identifiers, attributes (of every merged profile too), every event, the
@@ -197,8 +220,10 @@ SET search_path = pg_catalog, pg_temp AS $$
         SELECT p.portal, p.profile_id FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.customer_id = $1
     ), family AS (
         SELECT c.portal, cdp.family_of(c.profile_id) AS profile_id FROM c
-    ), family_uids AS (
+        ), family_uids AS (
         SELECT u.* FROM family f, LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = f.portal AND u.profile_id = f.profile_id OFFSET 0) AS u
+    ), related AS (
+        SELECT c.portal, r.profile_id FROM c, LATERAL cdp.unmerged_profiles_about(c.portal, c.profile_id) AS r(profile_id)
     )
     SELECT jsonb_build_object(
         'customer_id', $1,
@@ -215,9 +240,19 @@ SET search_path = pg_catalog, pg_temp AS $$
         'identify_skips', (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.skip_id), '[]')
                            FROM cdp.identify_skips s WHERE s.portal = c.portal AND s.uid IN (SELECT u.uid FROM family_uids u)),
         'match_suggestions', (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.suggestion_id), '[]')
-                              FROM cdp.match_suggestions m
-                              WHERE m.portal = c.portal
-                                AND (m.customer_profile = c.profile_id OR m.profile_id IN (SELECT f.profile_id FROM family f)))
+                              FROM (SELECT m.* FROM cdp.match_suggestions m WHERE m.portal = c.portal AND m.customer_profile = c.profile_id
+                                    UNION
+                                    SELECT m.* FROM family f, LATERAL (SELECT m.* FROM cdp.match_suggestions m
+                                                                      WHERE m.portal = f.portal AND m.profile_id = f.profile_id OFFSET 0) AS m) AS m),
+        -- Anonymous profiles with this customer's email, phone or identify id that were not merged.
+        'related_profiles', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                 'profile', cdp.profile(r.profile_id),
+                                 'identifiers', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.kind, i.value), '[]')
+                                                 FROM cdp.identifiers i WHERE i.portal = r.portal AND i.profile_id = r.profile_id),
+                                 'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.event_time, e.event_id), '[]')
+                                            FROM cdp.events e WHERE e.portal = r.portal AND e.profile_id = r.profile_id))
+                             ORDER BY r.profile_id), '[]')
+                             FROM related r)
     )
     FROM c
 $$;

@@ -77,7 +77,10 @@ CREATE TABLE cdp.profiles (
     system_at      timestamptz,
     -- first-touch system attributes (first referrer, first page, ...) and their time
     first_touch    jsonb NOT NULL DEFAULT '{}',
-    first_touch_at timestamptz,
+        first_touch_at timestamptz,
+    -- the profile of a placeholder UID ('undefined', 'null', ...): it keeps
+    -- that UID's events but never merges into a customer and never links
+    quarantined    boolean NOT NULL DEFAULT false,
     CONSTRAINT profiles_pkey PRIMARY KEY (portal, profile_id),
     CONSTRAINT profiles_customer_id_key UNIQUE (portal, customer_id),
     CONSTRAINT profiles_merged_into_fkey FOREIGN KEY (portal, merged_into) REFERENCES cdp.profiles (portal, profile_id),
@@ -90,7 +93,9 @@ COMMENT ON TABLE cdp.profiles IS 'One row per anonymous or customer profile; mer
 CREATE TABLE cdp.uids (
     portal         text NOT NULL,
     uid            text NOT NULL,
-    profile_id     bigint NOT NULL,
+        profile_id     bigint NOT NULL,
+    -- the business time the UID was first seen: its first event's event_time
+    -- or its identify's identify_time (0.1 recorded the arrival time)
     first_seen     timestamptz NOT NULL DEFAULT now(),
     -- the last device id recorded for this UID: repeated page views on one
     -- device then cost no identifier write
@@ -116,6 +121,9 @@ CREATE TABLE cdp.events (
     CONSTRAINT events_pkey PRIMARY KEY (portal, event_id)
 );
 CREATE INDEX events_profile_time_idx ON cdp.events (portal, profile_id, event_time, event_id);
+-- No index on uid: erasure finds a UID's events through the profiles it wrote to
+-- (cdp.uids and its uid_reassigned decisions), and appends stay cheaper.
+
 CREATE UNIQUE INDEX events_message_id_key ON cdp.events (portal, message_id) WHERE message_id IS NOT NULL;
 COMMENT ON TABLE cdp.events IS 'Append-only event log; profile_id is the profile at arrival and is never rewritten';
 
@@ -151,6 +159,8 @@ CREATE TABLE cdp.profile_attributes (
     CONSTRAINT profile_attributes_source_check CHECK (source IN ('identify', 'event', 'merge')),
     CONSTRAINT profile_attributes_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id)
 );
+-- unmerge and erasure find what a profile filled on its customer
+CREATE INDEX profile_attributes_source_idx ON cdp.profile_attributes (portal, source_profile) WHERE source_profile IS NOT NULL;
 
 -- One row per identity decision. kind 'merge': from_profile (anonymous) was
 -- merged into into_profile (a customer). kind 'uid_reassigned': a UID of the
@@ -187,6 +197,9 @@ CREATE TABLE cdp.merges (
 CREATE INDEX merges_from_idx ON cdp.merges (portal, from_profile);
 CREATE INDEX merges_into_idx ON cdp.merges (portal, into_profile);
 CREATE INDEX merges_uid_idx ON cdp.merges (portal, uid) WHERE kind = 'uid_reassigned';
+-- erasure finds every decision that names a profile it removes
+CREATE INDEX merges_uid_profile_before_idx ON cdp.merges (portal, uid_profile_before) WHERE uid_profile_before IS NOT NULL;
+CREATE INDEX merges_undone_by_cascade_of_idx ON cdp.merges (portal, undone_by_cascade_of) WHERE undone_by_cascade_of IS NOT NULL;
 COMMENT ON TABLE cdp.merges IS 'One row per merge or UID reassignment, with the rule and evidence that caused it';
 
 -- Decisions an unmerge remembers: the evidence that merged from_profile into
@@ -206,6 +219,7 @@ CREATE TABLE cdp.merge_blocks (
 );
 -- identify reads the blocks of its customer on every call
 CREATE INDEX merge_blocks_into_idx ON cdp.merge_blocks (portal, into_profile);
+CREATE INDEX merge_blocks_merge_idx ON cdp.merge_blocks (portal, merge_id);
 
 -- Identifiers an event carried that were refused as junk (or as malformed
 -- emails and phones, or unverified claims): the event was stored, nobody was
@@ -219,8 +233,9 @@ CREATE TABLE cdp.identify_skips (
     value      text NOT NULL,
     reason     text NOT NULL,
     skipped_at timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT identify_skips_pkey PRIMARY KEY (portal, skip_id)
+        CONSTRAINT identify_skips_pkey PRIMARY KEY (portal, skip_id)
 );
+CREATE INDEX identify_skips_uid_idx ON cdp.identify_skips (portal, uid);
 
 -- Predicted matches (identify_type 'predict') between the auto-merge and the
 -- review threshold, and unverified contact evidence under contact_linking
@@ -243,28 +258,47 @@ CREATE TABLE cdp.match_suggestions (
     CONSTRAINT match_suggestions_merge_id_fkey FOREIGN KEY (portal, merge_id) REFERENCES cdp.merges (portal, merge_id)
 );
 CREATE UNIQUE INDEX match_suggestions_open_key ON cdp.match_suggestions (portal, profile_id, customer_profile) WHERE status = 'open';
+CREATE INDEX match_suggestions_profile_idx ON cdp.match_suggestions (portal, profile_id);
+CREATE INDEX match_suggestions_customer_idx ON cdp.match_suggestions (portal, customer_profile);
+CREATE INDEX match_suggestions_merge_idx ON cdp.match_suggestions (portal, merge_id) WHERE merge_id IS NOT NULL;
 
 -- Erasures (cdp.forget_customer, cdp.forget_uid): of an erased person only
--- non-reversible facts are kept, the SHA-256 of the subject and row counts.
+-- non-reversible facts are kept, a keyed hash of the subject and row counts.
+-- The hashes are HMAC-SHA256 under the install's own key (install_key), so
+-- nobody can find a person in them by hashing candidate emails; erasures made
+-- before 0.2.0 keep the plain SHA-256 they were recorded with.
 CREATE TABLE cdp.erasures (
     portal         text NOT NULL,
     erasure_id     bigserial NOT NULL,
     kind           text NOT NULL,
-    subject_sha256 text NOT NULL,
+    subject_hash   text NOT NULL,
     counts         jsonb NOT NULL,
     erased_at      timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT erasures_pkey PRIMARY KEY (portal, erasure_id),
     CONSTRAINT erasures_kind_check CHECK (kind IN ('customer', 'uid'))
 );
--- UIDs whose events are suppressed after an erasure (by SHA-256); a new
--- identify of the UID lifts it.
+-- UIDs whose events are suppressed after an erasure (by keyed hash); a new
+-- trusted identify of the UID (cdp.identify from a backend) lifts it.
 CREATE TABLE cdp.erased_uids (
     portal     text NOT NULL,
-    uid_sha256 text NOT NULL,
+    uid_hash   text NOT NULL,
     erasure_id bigint NOT NULL,
-    CONSTRAINT erased_uids_pkey PRIMARY KEY (portal, uid_sha256),
-    CONSTRAINT erased_uids_erasure_id_fkey FOREIGN KEY (portal, erasure_id) REFERENCES cdp.erasures (portal, erasure_id)
+    CONSTRAINT erased_uids_pkey PRIMARY KEY (portal, uid_hash),
+        CONSTRAINT erased_uids_erasure_id_fkey FOREIGN KEY (portal, erasure_id) REFERENCES cdp.erasures (portal, erasure_id)
 );
+CREATE INDEX erased_uids_erasure_idx ON cdp.erased_uids (portal, erasure_id);
+
+-- The install's key for erasure hashes, made at install from PostgreSQL's
+-- strong random source and never readable by any group role. The oldest row
+-- is the key: a restored dump brings the original key back beside the one
+-- CREATE EXTENSION made, and the original (older) one wins, so suppression
+-- and erasure records keep matching.
+CREATE TABLE cdp.install_key (
+    key        text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+INSERT INTO cdp.install_key (key)
+SELECT pg_catalog.replace(pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', '');
 
 -- A customer id is the customer's identity: it is never changed, only created.
 CREATE FUNCTION cdp.forbid_customer_id_change() RETURNS trigger
@@ -304,3 +338,4 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.match_suggestions_suggestion_id_
 SELECT pg_catalog.pg_extension_config_dump('cdp.erasures', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.erasures_erasure_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.erased_uids', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.install_key', '');

@@ -67,7 +67,7 @@ BEGIN
 END
 $$;
 -- Helpers that read no data: every group role.
-GRANT EXECUTE ON FUNCTION cdp.md5(text), cdp.sha256(text), cdp.normalize_email(text), cdp.normalize_phone(text),
+GRANT EXECUTE ON FUNCTION cdp.md5(text), cdp.sha256(text), cdp.normalize_email(text), cdp.normalize_phone(text, text),
     cdp.junk_reason(text), cdp.new_uid(), cdp.current_portal(), cdp.usable_portals(), cdp.version()
     TO cdp_writer, cdp_reader, cdp_admin;
 

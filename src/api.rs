@@ -80,6 +80,7 @@ fn identify(
             identify_time: identify_time.unwrap_or_else(transaction_start),
             identify_id: None,
             device_id: None,
+            trusted: true,
         };
         let request = IdentifyRequest::new(input, &portal.settings).or_raise();
         let outcome = identity::identify(client, portal, &request);
@@ -106,8 +107,8 @@ fn unmerge(merge_id: Option<i64>, cascade: default!(Option<bool>, "false")) -> J
 #[search_path(pg_catalog, pg_temp)]
 fn forget_customer(customer_id: Option<&str>) -> JsonB {
     in_portal(|client, portal| {
-        let customer_id = validate::identifier("customer_id", customer_id).or_raise();
-        JsonB(erasure::forget_customer(client, portal, customer_id).or_raise())
+        let customer_id = validate::customer_id("customer_id", customer_id).or_raise();
+        JsonB(erasure::forget_customer(client, portal, &customer_id).or_raise())
     })
 }
 
@@ -118,7 +119,7 @@ fn forget_customer(customer_id: Option<&str>) -> JsonB {
 fn forget_uid(uid: Option<&str>) -> JsonB {
     in_portal(|client, portal| {
         let uid = validate::identifier("uid", uid).or_raise();
-        JsonB(erasure::forget_uid(client, portal, uid).or_raise())
+        JsonB(erasure::forget_uid(client, portal, &uid).or_raise())
     })
 }
 
@@ -172,9 +173,9 @@ fn version() -> JsonB {
 #[search_path(pg_catalog, pg_temp)]
 fn identity_hash(customer_id: Option<&str>) -> String {
     in_portal(|_, portal| {
-        let customer_id = validate::identifier("customer_id", customer_id).or_raise();
+        let customer_id = validate::customer_id("customer_id", customer_id).or_raise();
         match portal.identity_secret.as_deref() {
-            Some(secret) => identifiers::identity_hash(customer_id, secret),
+            Some(secret) => identifiers::identity_hash(&customer_id, secret),
             None => CdpError::new(crate::errors::ErrorKind::NotInState, format!("portal \"{}\" has no identity_secret", portal.name))
                 .with_hint("A member of cdp_admin sets one: cdp.configure_portal(portal, '{\"identity_secret\": \"...\"}').")
                 .raise(),
@@ -254,12 +255,13 @@ fn normalize_email(input: &str) -> Option<String> {
     identifiers::normalize_email(input)
 }
 
-/// The normalized phone number (digits, "+" for international form), or
-/// NULL when the text is not a usable number.
-#[pg_extern(immutable, parallel_safe, strict)]
+/// The phone number in E.164 (a national number read in `region`, an ISO
+/// 3166 code; without one it keeps its digits), or NULL when the text is
+/// not a usable number.
+#[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
-fn normalize_phone(input: &str) -> Option<String> {
-    identifiers::normalize_phone(input)
+fn normalize_phone(input: Option<&str>, region: default!(Option<&str>, "NULL")) -> Option<String> {
+    identifiers::normalize_phone(input?, region)
 }
 
 /// Why a value cannot identify anybody (a placeholder, the hash of an empty

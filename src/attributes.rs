@@ -5,10 +5,12 @@
 //! are combined into one jsonb object in place (no text round trip), so
 //! every value is stored exactly as sent (`1.10` stays `1.10`).
 
+use crate::errors::{CdpError, CdpResult, ErrorKind};
 use crate::identifiers::{junk_reason, normalize_email, normalize_phone};
 use crate::jsonb::{Container, Value as JsonbValue};
 use crate::payload::Context;
 use crate::useragent;
+use crate::validate::MAX_IDENTIFIER_CHARS;
 use pgrx::pg_sys;
 use serde_json::{Map, Value};
 
@@ -104,6 +106,9 @@ pub fn first_touch(ctx: &Context) -> Map<String, Value> {
 /// User attributes worth storing, as one jsonb object: JSON nulls mean
 /// "unknown" and never erase a stored value; `customer_id` is the identity,
 /// not an attribute; an empty key is dropped. Later sources win per key.
+/// Most attributes one object may set.
+pub const MAX_ATTRIBUTES: usize = 200;
+
 #[derive(Clone, Copy)]
 pub struct Attributes {
     /// A jsonb object datum (owned by the current call); None when empty.
@@ -115,13 +120,28 @@ impl Attributes {
         Attributes { datum: None }
     }
 
-    pub fn from_sources(sources: &[Container<'_>]) -> Self {
+    /// The attributes of these objects; `field` names them in errors. At most
+    /// `MAX_ATTRIBUTES` keys (54000) of at most 255 characters (22001).
+    pub fn from_sources(field: &str, sources: &[Container<'_>]) -> CdpResult<Self> {
         let pairs: Vec<(&[u8], JsonbValue<'_>)> =
             sources.iter().flat_map(|c| c.entries()).filter(|(k, v)| !v.is_null() && !k.is_empty() && *k != b"customer_id").collect();
-        if pairs.is_empty() {
-            return Attributes::none();
+        if pairs.len() > MAX_ATTRIBUTES {
+            return Err(CdpError::new(
+                ErrorKind::LimitExceeded,
+                format!("{field} has {} attributes; at most {MAX_ATTRIBUTES} are allowed", pairs.len()),
+            ));
         }
-        Attributes { datum: Some(crate::jsonb::object_datum(&pairs)) }
+        if let Some((key, _)) = pairs.iter().find(|(k, _)| String::from_utf8_lossy(k).chars().count() > MAX_IDENTIFIER_CHARS) {
+            let shown: String = String::from_utf8_lossy(key).chars().take(40).collect();
+            return Err(CdpError::new(
+                ErrorKind::TooLong,
+                format!("{field} has an attribute key longer than {MAX_IDENTIFIER_CHARS} characters (\"{shown}...\")"),
+            ));
+        }
+        if pairs.is_empty() {
+            return Ok(Attributes::none());
+        }
+        Ok(Attributes { datum: Some(crate::jsonb::object_datum(&pairs)) })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -162,15 +182,25 @@ pub struct Skip {
 }
 
 /// Normalized email and phone identifiers among the attributes, and the
-/// values that could not be used (recorded as skips).
-pub fn contact_identifiers(attributes: &Attributes) -> (Vec<Identifier>, Vec<Skip>) {
+/// values that could not be used (recorded as skips). Phones are read in
+/// `phone_region` when national. An email or phone over 255 characters is
+/// refused (22001).
+pub fn contact_identifiers(attributes: &Attributes, phone_region: Option<&str>) -> CdpResult<(Vec<Identifier>, Vec<Skip>)> {
     let mut found = Vec::new();
     let mut skipped = Vec::new();
-    type Normalizer = fn(&str) -> Option<String>;
-    let checks: [(&'static str, Normalizer, &str); 2] =
-        [("email", normalize_email, "not a usable email address"), ("phone", normalize_phone, "not a usable phone number")];
+    let phone = |v: &str| normalize_phone(v, phone_region);
+    type Normalize<'f> = &'f dyn Fn(&str) -> Option<String>;
+    let checks: [(&'static str, Normalize<'_>, &str); 2] =
+        [("email", &normalize_email, "not a usable email address"), ("phone", &phone, "not a usable phone number")];
     for (kind, normalize, why) in checks {
         let Some(raw) = attributes.text(kind) else { continue };
+        let chars = raw.chars().count();
+        if chars > MAX_IDENTIFIER_CHARS {
+            return Err(CdpError::new(
+                ErrorKind::TooLong,
+                format!("attribute {kind} is {chars} characters long; at most {MAX_IDENTIFIER_CHARS} are allowed"),
+            ));
+        }
         match normalize(&raw) {
             Some(value) => found.push(Identifier { kind, value }),
             None => skipped.push(Skip {
@@ -180,7 +210,7 @@ pub fn contact_identifiers(attributes: &Attributes) -> (Vec<Identifier>, Vec<Ski
             }),
         }
     }
-    (found, skipped)
+    Ok((found, skipped))
 }
 
 #[cfg(test)]

@@ -36,6 +36,14 @@ pub struct Rejection {
 /// Fails as a whole only when the batch itself is unusable (not an array,
 /// too many items).
 pub fn read_items<'a>(events: &'a JsonbArg, now: TimestampWithTimeZone, portal: &Portal) -> CdpResult<Vec<CdpResult<TrackRequest<'a>>>> {
+    let (size, byte_limit) = (events.size(), portal.settings.max_batch_bytes());
+    if size > byte_limit {
+        return Err(CdpError::new(
+            ErrorKind::LimitExceeded,
+            format!("the batch is {size} bytes; {} allows {byte_limit}", portal.settings.source_of("max_batch_bytes")),
+        )
+        .with_hint("Split the batch."));
+    }
     let array = match events.root().as_value() {
         Value::Array(array) => array,
         other => return Err(CdpError::invalid(format!("events must be a JSON array, not {}", other.type_name()))),
@@ -143,7 +151,13 @@ pub fn track_batch(client: &mut SpiClient<'_>, portal: &Portal, batch: &JsonbArg
         here,
         &new_uids
             .iter()
-            .map(|r| NewUid { uid: &r.uid, system: r.system(), seen_at: r.event_time, device_id: r.device_id.as_deref() })
+            .map(|r| NewUid {
+                uid: &r.uid,
+                system: r.system(),
+                seen_at: r.event_time,
+                device_id: r.device_id.as_deref(),
+                quarantined: r.junk_uid.is_some(),
+            })
             .collect::<Vec<_>>(),
     );
 

@@ -1,133 +1,212 @@
-//! Erasure of a person (`cdp.forget_customer`, `cdp.forget_uid`): every row
-//! of theirs goes, in one statement (the one statement that deletes from
-//! every table, so an erasure is all or nothing and reports its counts);
-//! what stays is a record with the SHA-256 of the subject and the counts,
-//! and the suppression of each erased UID (`identity::suppression`) so that
-//! events still arriving for it are not stored.
+//! Erasure of a person (`cdp.forget_customer`, `cdp.forget_uid`). Exactly
+//! its subject's data goes, in one statement (the one statement that
+//! deletes from every table, so an erasure is all or nothing and reports
+//! its counts): events are found by the profiles that are erased, never by
+//! a UID another customer shared (the family browser: Kid's erasure leaves
+//! Dad's events of that browser alone). What stays is a record with a keyed
+//! hash of the subject and the counts, and the suppression of each erased
+//! UID (`identity::suppression`) so that events still arriving for it are
+//! not stored.
+//!
+//! Erasure never locks the events table and never scans it: appends hold a
+//! KEY SHARE lock on their UID's row (`tables::events`), so an erasure waits
+//! only for the appends of the UIDs it erases (polling with SKIP LOCKED, up
+//! to the portal's lock_timeout, so it never waits while others wait for
+//! it) and every other ingestion goes on. Appends that come later find the
+//! UID erased and are suppressed.
 
-use crate::errors::{CdpError, CdpResult};
-use crate::identifiers::sha256_hex;
+use crate::errors::{CdpError, CdpResult, ErrorKind};
 use crate::identity::suppression;
-use crate::portal::Portal;
+use crate::portal::{self, Portal};
 use crate::store::exec;
 use crate::tables::{profiles, uids};
 use pgrx::spi::SpiClient;
 use pgrx::JsonB;
 use serde_json::Value;
-/// Deletes the profiles in `$1` (with everything on them), the events of the
-/// UIDs in `$2` wherever they are, and every decision, block and skip that
-/// mentions them; records the erasure (`$3` kind, `$4` subject hash) and
-/// returns it with the erased UIDs.
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// Deletes the profiles `$1` with everything on them, the UIDs `$2`, the
+/// events of the UIDs `$6` on the profiles `$7` (found by the profile index:
+/// the events table has no UID index to keep appends cheap), and every
+/// decision, block, suggestion and skip about them; records the erasure (`$3`
+/// kind, `$4` subject hash) in portal `$5`. Every row is found by index.
 const ERASE: &str = "
-    WITH doomed_profiles AS (SELECT pg_catalog.unnest($1::bigint[]) AS profile_id),
-         doomed_uids AS (
-             SELECT u.uid FROM cdp.uids u WHERE u.portal = $5 AND u.profile_id IN (SELECT profile_id FROM doomed_profiles)
-             UNION SELECT pg_catalog.unnest($2::text[])
-         ),
-         doomed_merges AS (
+    WITH doomed_merges AS (
              SELECT m.merge_id FROM cdp.merges m
              WHERE m.portal = $5
-               AND (m.from_profile IN (SELECT profile_id FROM doomed_profiles)
-                    OR m.into_profile IN (SELECT profile_id FROM doomed_profiles)
-                    OR m.uid_profile_before IN (SELECT profile_id FROM doomed_profiles)
-                    OR (m.kind = 'uid_reassigned' AND m.uid IN (SELECT uid FROM doomed_uids)))
+               AND (m.from_profile = ANY($1) OR m.into_profile = ANY($1) OR m.uid_profile_before = ANY($1)
+                    OR (m.kind = 'uid_reassigned' AND m.uid = ANY($2)))
          ),
          blocks AS (
              DELETE FROM cdp.merge_blocks b
              WHERE b.portal = $5
-               AND (b.merge_id IN (SELECT merge_id FROM doomed_merges)
-                    OR b.from_profile IN (SELECT profile_id FROM doomed_profiles)
-                    OR b.into_profile IN (SELECT profile_id FROM doomed_profiles))
+               AND (b.merge_id = ANY(ARRAY(SELECT merge_id FROM doomed_merges)) OR b.from_profile = ANY($1) OR b.into_profile = ANY($1))
              RETURNING 1
          ),
          unlinked AS (
              UPDATE cdp.merges SET undone_by_cascade_of = NULL
-             WHERE portal = $5 AND undone_by_cascade_of IN (SELECT merge_id FROM doomed_merges)
+             WHERE portal = $5 AND undone_by_cascade_of = ANY(ARRAY(SELECT merge_id FROM doomed_merges))
                AND merge_id NOT IN (SELECT merge_id FROM doomed_merges)
          ),
          suggestions AS (
              DELETE FROM cdp.match_suggestions s
              WHERE s.portal = $5
-               AND (s.profile_id IN (SELECT profile_id FROM doomed_profiles)
-                    OR s.customer_profile IN (SELECT profile_id FROM doomed_profiles)
-                    OR s.merge_id IN (SELECT merge_id FROM doomed_merges))
+               AND (s.profile_id = ANY($1) OR s.customer_profile = ANY($1) OR s.merge_id = ANY(ARRAY(SELECT merge_id FROM doomed_merges)))
              RETURNING 1
          ),
          merges AS (DELETE FROM cdp.merges WHERE portal = $5 AND merge_id IN (SELECT merge_id FROM doomed_merges) RETURNING 1),
-         events AS (
+         events_on_profiles AS (
+             DELETE FROM cdp.events e WHERE e.portal = $5 AND e.profile_id = ANY($1) RETURNING 1
+         ),
+         events_of_uids AS (
              DELETE FROM cdp.events e
-             WHERE e.portal = $5
-               AND (e.profile_id IN (SELECT profile_id FROM doomed_profiles) OR e.uid IN (SELECT uid FROM doomed_uids))
+                          WHERE e.portal = $5 AND e.profile_id = ANY($7) AND e.profile_id <> ALL($1) AND e.uid = ANY($6)
              RETURNING 1
          ),
-         identifiers AS (
-             DELETE FROM cdp.identifiers i WHERE i.portal = $5 AND i.profile_id IN (SELECT profile_id FROM doomed_profiles) RETURNING 1
-         ),
+         identifiers AS (DELETE FROM cdp.identifiers i WHERE i.portal = $5 AND i.profile_id = ANY($1) RETURNING 1),
          attributes AS (
              DELETE FROM cdp.profile_attributes a
-             WHERE a.portal = $5
-               AND (a.profile_id IN (SELECT profile_id FROM doomed_profiles)
-                    OR a.source_profile IN (SELECT profile_id FROM doomed_profiles))
+             WHERE a.portal = $5 AND (a.profile_id = ANY($1) OR a.source_profile = ANY($1))
              RETURNING 1
          ),
-         skips AS (DELETE FROM cdp.identify_skips s WHERE s.portal = $5 AND s.uid IN (SELECT uid FROM doomed_uids) RETURNING 1),
-         uids AS (DELETE FROM cdp.uids u WHERE u.portal = $5 AND u.uid IN (SELECT uid FROM doomed_uids) RETURNING u.uid),
-         profiles AS (
-             DELETE FROM cdp.profiles p WHERE p.portal = $5 AND p.profile_id IN (SELECT profile_id FROM doomed_profiles) RETURNING 1
-         ),
+         skips AS (DELETE FROM cdp.identify_skips s WHERE s.portal = $5 AND s.uid = ANY($2) RETURNING 1),
+         uids AS (DELETE FROM cdp.uids u WHERE u.portal = $5 AND u.uid = ANY($2) RETURNING u.uid),
+         profiles AS (DELETE FROM cdp.profiles p WHERE p.portal = $5 AND p.profile_id = ANY($1) RETURNING 1),
          counts AS (
              SELECT pg_catalog.jsonb_build_object(
                  'profiles', (SELECT count(*) FROM profiles), 'uids', (SELECT count(*) FROM uids),
-                 'events', (SELECT count(*) FROM events), 'identifiers', (SELECT count(*) FROM identifiers),
+                 'events', (SELECT count(*) FROM events_on_profiles) + (SELECT count(*) FROM events_of_uids),
+                 'identifiers', (SELECT count(*) FROM identifiers),
                  'attributes', (SELECT count(*) FROM attributes), 'merges', (SELECT count(*) FROM merges),
                  'merge_blocks', (SELECT count(*) FROM blocks), 'identify_skips', (SELECT count(*) FROM skips),
                  'match_suggestions', (SELECT count(*) FROM suggestions)) AS c
          ),
          erasure AS (
-             INSERT INTO cdp.erasures (portal, kind, subject_sha256, counts) SELECT $5, $3, $4, c FROM counts RETURNING erasure_id, counts
+             INSERT INTO cdp.erasures (portal, kind, subject_hash, counts) SELECT $5, $3, $4, c FROM counts RETURNING erasure_id, counts
          )
     SELECT erasure.erasure_id,
-           erasure.counts OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('erasure_id', erasure.erasure_id) AS report,
-           ARRAY(SELECT d.uid FROM doomed_uids d) AS uids
+           erasure.counts OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('erasure_id', erasure.erasure_id) AS report
     FROM erasure";
 
-/// An erasure must not miss an event that is being appended at the same
-/// moment (plain appends take no lock). Holding the portal's identity lock
-/// (no identity decision or profile write runs), a SHARE lock on the events
-/// waits for the appends in flight and holds new ones back until the erasure
-/// commits; they then find the UID erased and are suppressed. Erasures are
-/// rare; appends pay nothing for this.
-fn lock_for_erasure(client: &mut SpiClient<'_>, portal: &Portal) {
-    crate::portal::lock(client, portal);
-    exec(client, "LOCK TABLE cdp.events IN SHARE MODE", &[]);
+/// What one erasure removes.
+struct Subject<'a> {
+    kind: &'a str,
+    name: &'a str,
+    profiles: Vec<i64>,
+    /// UIDs whose rows go (and whose later events are suppressed).
+    uids: Vec<String>,
+    /// UIDs whose events go from the profiles `uid_event_profiles` too.
+    events_of_uids: Vec<String>,
+    uid_event_profiles: Vec<i64>,
 }
 
-fn erase(client: &mut SpiClient<'_>, portal: &str, profiles: Vec<i64>, uids: Vec<String>, kind: &str, subject: &str) -> Value {
-    let row = exec(client, ERASE, &[profiles.into(), uids.into(), kind.into(), sha256_hex(subject).into(), portal.into()]).one();
-    let erased: Vec<String> = row.value("uids");
-    suppression::suppress(client, portal, &erased, row.value("erasure_id"));
-    row.value::<JsonB>("report").0
+fn erase(client: &mut SpiClient<'_>, portal: &Portal, subject: Subject<'_>) -> CdpResult<Value> {
+    lock_uids(client, portal, &subject.uids)?;
+    let key = suppression::key_or_make(client);
+    let row = exec(
+        client,
+        ERASE,
+        &[
+            subject.profiles.into(),
+            subject.uids.clone().into(),
+            subject.kind.into(),
+            suppression::keyed_hash(&key, subject.name).into(),
+            portal.name.as_str().into(),
+            subject.events_of_uids.into(),
+            subject.uid_event_profiles.into(),
+        ],
+    )
+    .one();
+    suppression::suppress(client, &portal.name, &subject.uids, row.value("erasure_id"));
+    Ok(row.value::<JsonB>("report").0)
+}
+
+/// Locks the rows of the UIDs to erase, so that appends to them in flight
+/// have finished (each holds a KEY SHARE lock on its UID's row) and later
+/// ones wait, then find the UID erased. SKIP LOCKED and a short pause
+/// instead of a wait: the erasure holds the portal's identity lock, and a
+/// transaction appending to such a UID may be waiting for that lock.
+fn lock_uids(client: &mut SpiClient<'_>, portal: &Portal, uids: &[String]) -> CdpResult<()> {
+    let timeout = portal.settings.lock_timeout_ms();
+    let deadline = Instant::now() + Duration::from_millis(timeout as u64);
+    let mut remaining: BTreeSet<String> = uids::existing(client, &portal.name, uids.to_vec()).into_iter().collect();
+    while !remaining.is_empty() {
+        for uid in uids::lock_for_erasure(client, &portal.name, remaining.iter().cloned().collect()) {
+            remaining.remove(&uid);
+        }
+        if remaining.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(CdpError::new(
+                ErrorKind::LockNotAvailable,
+                format!(
+                    "portal \"{}\": events of the UIDs to erase were still being appended after lock_timeout ({timeout} ms)",
+                    portal.name
+                ),
+            )
+            .with_hint("A transaction that tracked one of them is still open: let it finish, then erase again."));
+        }
+        // SAFETY: a sleep that still answers cancel requests.
+        unsafe {
+            pgrx::pg_sys::pg_usleep(5_000);
+        }
+        pgrx::check_for_interrupts!();
+    }
+    Ok(())
 }
 
 /// Erases a customer: the customer profile, every profile merged into it,
-/// their UIDs, events, identifiers, attributes, decisions and skips.
+/// the anonymous profiles that carry its email, phone or identify id
+/// without being merged (cap reached, unmerged, open suggestion), their
+/// UIDs, events, identifiers, attributes, decisions and skips.
 pub fn forget_customer(client: &mut SpiClient<'_>, portal: &Portal, customer_id: &str) -> CdpResult<Value> {
-    lock_for_erasure(client, portal);
-    let family = profiles::family_of_customer(client, &portal.name, customer_id);
-    if family.is_empty() {
+    portal::lock(client, portal);
+    let here = portal.name.as_str();
+    let Some(customer) = profiles::customer_profile(client, here, customer_id) else {
         return Err(CdpError::invalid(format!("customer \"{customer_id}\" is unknown")));
-    }
-    Ok(erase(client, &portal.name, family, Vec::new(), "customer", customer_id))
+    };
+    let mut doomed: BTreeSet<i64> = profiles::family_of_customer(client, here, customer_id).into_iter().collect();
+    doomed.extend(profiles::unmerged_about(client, here, customer));
+    let doomed: Vec<i64> = doomed.into_iter().collect();
+    let subject_uids = uids::of_profiles(client, here, doomed.clone());
+    erase(
+        client,
+        portal,
+        Subject {
+            kind: "customer",
+            name: customer_id,
+            profiles: doomed,
+            uids: subject_uids,
+            events_of_uids: Vec::new(),
+            uid_event_profiles: Vec::new(),
+        },
+    )
 }
 
-/// Erases one UID: its events wherever they are, its own anonymous profile
-/// (merged or not, with what it filled on a customer), and the decisions that
-/// name it. A customer it belongs to directly keeps the rest of its data.
+/// Erases one UID: its events on its own anonymous profile and on the
+/// customer it belongs to now (events it left on another customer's
+/// profile, before a shared browser moved it, are that customer's), its own
+/// anonymous profile (merged or not, with what it filled on a customer), and
+/// the decisions that name it. A customer it belongs to keeps everything else.
 pub fn forget_uid(client: &mut SpiClient<'_>, portal: &Portal, uid: &str) -> CdpResult<Value> {
-    lock_for_erasure(client, portal);
-    let Some(state) = uids::resolve(client, &portal.name, uid) else {
+    portal::lock(client, portal);
+    let here = portal.name.as_str();
+    let Some(state) = uids::resolve(client, here, uid) else {
         return Err(CdpError::invalid(format!("UID \"{uid}\" is unknown")));
     };
-    let profiles = if profiles::is_customer(client, &portal.name, state.own_profile) { Vec::new() } else { vec![state.own_profile] };
-    Ok(erase(client, &portal.name, profiles, vec![uid.to_string()], "uid", uid))
+    let own_is_customer = profiles::is_customer(client, here, state.own_profile);
+    let doomed = if own_is_customer { Vec::new() } else { vec![state.own_profile] };
+    let mut subject_uids = uids::of_profiles(client, here, doomed.clone());
+    if !subject_uids.iter().any(|u| u == uid) {
+        subject_uids.push(uid.to_string());
+    }
+    let own_customer = state.root_is_customer.then_some(state.root);
+    let uid_event_profiles = uids::event_profiles_for_erasure(client, here, uid, own_customer);
+    erase(
+        client,
+        portal,
+        Subject { kind: "uid", name: uid, profiles: doomed, uids: subject_uids, events_of_uids: vec![uid.to_string()], uid_event_profiles },
+    )
 }

@@ -44,8 +44,9 @@ pub fn identity_hash_is_valid(customer_id: &str, hash: &str, secret: &str) -> bo
     mac.verify_slice(&bytes).is_ok()
 }
 
-/// Placeholder values that SDKs and forms send when the real value is
-/// missing. Compared after trimming and lowercasing.
+/// Placeholder values that SDKs, forms and template code send when the real
+/// value is missing (seen in the wild as customer ids and UIDs). Compared
+/// after trimming, lowercasing and taking off one pair of quotes.
 const JUNK_VALUES: &[&str] = &[
     "",
     "null",
@@ -61,6 +62,7 @@ const JUNK_VALUES: &[&str] = &[
     "anon",
     "guest",
     "unknown",
+    "visitor",
     "[object object]",
     "[object undefined]",
     "[object null]",
@@ -80,8 +82,6 @@ const JUNK_VALUES: &[&str] = &[
     "<null>",
     "{}",
     "[]",
-    "\"\"",
-    "''",
     "no",
     "yes",
     "test",
@@ -89,6 +89,26 @@ const JUNK_VALUES: &[&str] = &[
     "customer",
     "email",
     "phone",
+    "id",
+    "uid",
+    "cid",
+    "user_id",
+    "userid",
+    "customer_id",
+    "customerid",
+    "distinct_id",
+    "distinctid",
+    "anonymous_id",
+    "anonymousid",
+    "visitor_id",
+    "device_id",
+    "not_authenticated",
+    "unauthenticated",
+    "logged_out",
+    "{{customer_id}}",
+    "{{user_id}}",
+    "${user_id}",
+    "%user_id%",
 ];
 
 /// What `md5(x)` / `sha256(x)` give when the SDK hashes a missing value.
@@ -96,68 +116,103 @@ static JUNK_HASHES: LazyLock<HashSet<String>> = LazyLock::new(|| {
     ["", "undefined", "null", "[object Object]", "none", "nan"].iter().flat_map(|v| [md5_hex(v), sha256_hex(v)]).collect()
 });
 
-/// Why a value cannot identify anybody, or None when it can.
+/// Why a value cannot identify anybody (as a customer id or a UID), or None
+/// when it can.
 pub fn junk_reason(value: &str) -> Option<&'static str> {
     let v = value.trim().to_lowercase();
-    if v.chars().all(|c| c == '0' || c == '-') {
+    let unquoted =
+        ['"', '\'', '`'].iter().find_map(|q| v.strip_prefix(*q).and_then(|rest| rest.strip_suffix(*q))).map(str::trim).unwrap_or(&v);
+    if unquoted.chars().all(|c| c == '0' || c == '-') {
         Some("only zeros and dashes")
-    } else if JUNK_VALUES.contains(&v.as_str()) {
+    } else if JUNK_VALUES.contains(&unquoted) {
         Some("placeholder value")
-    } else if JUNK_HASHES.contains(&v) {
+    } else if JUNK_HASHES.contains(unquoted) {
         Some("hash of an empty or placeholder value")
     } else {
         None
     }
 }
 
-/// Lowercased, trimmed email; Gmail addresses lose dots and "+tags" in the
-/// local part, since Gmail delivers them to the same mailbox. None when the
-/// value is not an address or is junk.
+/// Device ids that many devices send alike (placeholders, all-zero ids,
+/// the id every Android emulator of some versions reports): they never link
+/// profiles. A portal adds its own (setting `constant_device_ids`).
+const CONSTANT_DEVICE_IDS: &[&str] = &[
+    "web",
+    "browser",
+    "desktop",
+    "mobile",
+    "ios",
+    "android",
+    "server",
+    "unknown",
+    "device",
+    "deviceid",
+    "00000000-0000-0000-0000-000000000000",
+    "00000000000000000000000000000000",
+    "9774d56d682e549c", // Android emulator / many Android 2.2 devices' ANDROID_ID
+    "0000000000000000",
+    "ffffffff-ffff-ffff-ffff-ffffffffffff",
+];
+
+/// Why a device id cannot link anybody, or None when it can.
+pub fn constant_device_reason(value: &str, extra: &[String]) -> Option<&'static str> {
+    let v = value.trim().to_lowercase();
+    if CONSTANT_DEVICE_IDS.contains(&v.as_str()) || extra.iter().any(|e| e.trim().eq_ignore_ascii_case(&v)) {
+        return Some("a device id many devices share");
+    }
+    junk_reason(&v)
+}
+
+/// Lowercased, trimmed email with its domain in ASCII (IDNA: `bücher.de` is
+/// `xn--bcher-kva.de`); Gmail addresses lose dots and "+tags" in the local
+/// part, since Gmail delivers them to the same mailbox. None when the value
+/// is not an address or is junk.
 pub fn normalize_email(value: &str) -> Option<String> {
     let v = value.trim().to_lowercase();
-    let (local, domain) = v.split_once('@')?;
-    let valid = !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains('@')
-        && !v.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !valid || junk_reason(local).is_some() {
+    let (local, domain) = v.rsplit_once('@')?;
+    if local.is_empty() || local.contains('@') || v.chars().any(|c| c.is_whitespace() || c.is_control()) || junk_reason(local).is_some() {
         return None;
     }
-    let local = if domain == "gmail.com" || domain == "googlemail.com" {
+    let domain = idna::domain_to_ascii(domain).ok()?;
+    if !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
+        return None;
+    }
+    if domain == "gmail.com" || domain == "googlemail.com" {
         let base = local.split('+').next().unwrap_or(local).replace('.', "");
-        if base.is_empty() {
-            return None;
-        }
-        return Some(format!("{base}@gmail.com"));
-    } else {
-        local
-    };
+        return (!base.is_empty()).then(|| format!("{base}@gmail.com"));
+    }
     Some(format!("{local}@{domain}"))
 }
 
-/// Digits of a phone number, with a leading "+" when the number was given in
-/// international form ("+" or "00" prefix). None when fewer than 7 digits
-/// remain, when letters are mixed in, or when the digits are junk.
-pub fn normalize_phone(value: &str) -> Option<String> {
+/// A phone number in E.164 (`+442079460958`), parsed with libphonenumber's
+/// rules: an international number as it is, a national one in `region` (an
+/// ISO 3166 code such as GB or VN, the portal's `default_phone_region`).
+/// Without a region a national number keeps its digits (`02079460958`).
+/// None when it is not a usable number.
+pub fn normalize_phone(value: &str, region: Option<&str>) -> Option<String> {
     let v = value.trim();
-    if v.chars().any(|c| c.is_alphabetic()) {
+    if v.is_empty() || v.chars().any(|c| c.is_alphabetic()) {
         return None;
     }
     let digits: String = v.chars().filter(|c| c.is_ascii_digit()).collect();
-    let (international, digits) = if v.starts_with('+') {
-        (true, digits)
-    } else if let Some(rest) = digits.strip_prefix("00") {
-        (true, rest.to_string())
-    } else {
-        (false, digits)
-    };
     let distinct: HashSet<char> = digits.chars().collect();
     if digits.len() < 7 || digits.len() > 15 || distinct.len() < 2 {
         return None;
     }
-    Some(if international { format!("+{digits}") } else { digits })
+    let international = v.starts_with('+') || v.starts_with("00");
+    let input = match v.strip_prefix("00") {
+        Some(rest) => format!("+{rest}"),
+        None => v.to_string(),
+    };
+    let region = region.and_then(|r| r.trim().to_uppercase().parse::<phonenumber::country::Id>().ok());
+    if international || region.is_some() {
+        let number = phonenumber::parse(region, &input).ok()?;
+        if !phonenumber::is_valid(&number) {
+            return None;
+        }
+        return Some(number.format().mode(phonenumber::Mode::E164).to_string());
+    }
+    Some(digits)
 }
 
 /// A fresh UID: a UUIDv7, so UIDs sort by creation time.
@@ -225,6 +280,22 @@ mod tests {
         ] {
             assert!(junk_reason(v).is_some(), "{v:?} should be junk");
         }
+        for v in [
+            "distinct_id",
+            "DistinctId",
+            "id",
+            "user_id",
+            "not_authenticated",
+            "anonymous",
+            "guest",
+            "None",
+            "NaN",
+            "\"undefined\"",
+            "'null'",
+            "`none`",
+        ] {
+            assert!(junk_reason(v).is_some(), "{v:?} should be junk");
+        }
         for v in ["c-42", &md5_hex("ann@example.com"), "10", "customer-0001", "-12"] {
             assert_eq!(junk_reason(v), None, "{v:?} should be usable");
         }
@@ -236,19 +307,35 @@ mod tests {
         assert_eq!(normalize_email("j.o.e+news@GMail.com").as_deref(), Some("joe@gmail.com"));
         assert_eq!(normalize_email("joe@googlemail.com").as_deref(), Some("joe@gmail.com"));
         assert_eq!(normalize_email("ann+x@example.com").as_deref(), Some("ann+x@example.com"));
+        assert_eq!(normalize_email("Ann@Bücher.DE").as_deref(), Some("ann@xn--bcher-kva.de"), "the domain in its ASCII form");
         for bad in ["", "ann", "ann@", "@example.com", "ann@example", "a b@example.com", "undefined@example.com", "ann@@example.com"] {
             assert_eq!(normalize_email(bad), None, "{bad:?}");
         }
     }
 
     #[test]
-    fn phones_normalize() {
-        assert_eq!(normalize_phone("+1 (415) 555-0100").as_deref(), Some("+14155550100"));
-        assert_eq!(normalize_phone("0044 20 7946 0958").as_deref(), Some("+442079460958"));
-        assert_eq!(normalize_phone("090-123-4567").as_deref(), Some("0901234567"));
-        for bad in ["", "12345", "0000000000", "call me", "1111111"] {
-            assert_eq!(normalize_phone(bad), None, "{bad:?}");
+    fn phones_normalize_to_e164() {
+        assert_eq!(normalize_phone("+1 (415) 555-2671", None).as_deref(), Some("+14155552671"));
+        assert_eq!(normalize_phone("0044 20 7946 0958", None).as_deref(), Some("+442079460958"));
+        assert_eq!(
+            normalize_phone("+44 20 7946 0958", Some("GB")),
+            normalize_phone("020 7946 0958", Some("gb")),
+            "one number, international or national in its region"
+        );
+        assert_eq!(normalize_phone("090 123 4567", Some("VN")).as_deref(), Some("+84901234567"));
+        assert_eq!(normalize_phone("090-123-4567", None).as_deref(), Some("0901234567"), "no region: the digits");
+        for bad in ["", "12345", "0000000000", "call me", "1111111", "+44 1234"] {
+            assert_eq!(normalize_phone(bad, Some("GB")), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn constant_device_ids_never_link() {
+        for constant in ["web", "UNKNOWN", "00000000-0000-0000-0000-000000000000", "9774d56d682e549c", "undefined"] {
+            assert!(constant_device_reason(constant, &[]).is_some(), "{constant}");
+        }
+        assert!(constant_device_reason("kiosk-7", &["KIOSK-7".into()]).is_some(), "a portal's own list");
+        assert_eq!(constant_device_reason("d-8f3a", &[]), None);
     }
 
     #[test]

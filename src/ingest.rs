@@ -41,14 +41,25 @@ pub fn track_event(client: &mut SpiClient<'_>, portal: &Portal, req: &TrackReque
             if let Some(root) = req.message_id.as_deref().and_then(|m| events::root_of_message(client, here, m)) {
                 return Some(Tracked { root, stored: false, merged });
             }
+            // A page's claim does not bring an erased UID back: only a backend's identify does.
+            if suppression::is_suppressed(client, here, &req.uid) {
+                return None;
+            }
             // Identify first, so the event itself lands on the customer.
             let outcome = identity::identify(client, portal, identify_req);
             skipped.extend(outcome.skips);
             merged = outcome.merged;
+            if req.junk_uid.is_some() {
+                // A placeholder UID belongs to nobody: the event is the customer's alone.
+                let event_id = events::insert_one(client, here, req, outcome.customer);
+                skips::record(client, here, &req.uid, event_id, &skipped);
+                let stored = event_id.is_some();
+                return Some(Tracked { root: outcome.customer, stored, merged });
+            }
         }
     }
     if !req.lead_form.is_empty() {
-        skipped.extend(req.lead_contacts().1);
+        skipped.extend(req.lead_contacts.1.iter().cloned());
     }
     if matches!(req.claim, Claim::None) && req.lead_form.is_empty() {
         if let Some((root, stored)) = events::append_to_known_uid(client, here, req) {
@@ -98,7 +109,13 @@ pub fn changes(req: &TrackRequest<'_>, state: &UidState) -> bool {
 /// meanwhile.
 pub fn apply_profile_changes(client: &mut SpiClient<'_>, portal: &str, req: &TrackRequest<'_>) -> UidState {
     let Some(state) = uids::resolve(client, portal, &req.uid) else {
-        let new = NewUid { uid: &req.uid, system: req.system(), seen_at: req.event_time, device_id: req.device_id.as_deref() };
+        let new = NewUid {
+            uid: &req.uid,
+            system: req.system(),
+            seen_at: req.event_time,
+            device_id: req.device_id.as_deref(),
+            quarantined: req.junk_uid.is_some(),
+        };
         let (_, profile_id) = profiles::create_anonymous(client, portal, &[new]).pop().expect("under the portal lock a new UID is created");
         write_lead_form(client, portal, profile_id, profile_id, req);
         return UidState::created(profile_id, req.event_time, req.device_id.clone(), req.system_fields.clone());
@@ -123,6 +140,6 @@ fn write_lead_form(client: &mut SpiClient<'_>, portal: &str, own_profile: i64, r
     if req.lead_form.is_empty() {
         return;
     }
-    identifiers::add(client, portal, own_profile, &req.lead_contacts().0, false);
+    identifiers::add(client, portal, own_profile, &req.lead_contacts.0, false);
     profile_attributes::set(client, portal, root, &req.lead_form, req.event_time, "event");
 }

@@ -214,6 +214,32 @@ impl<'a> Container<'a> {
         pairs
     }
 
+    /// How deeply containers nest inside this one (1 for a flat object),
+    /// counted up to `limit` + 1 (the walk stops there).
+    pub fn depth(&self, limit: usize) -> usize {
+        let (mut depth, mut deepest) = (0usize, 0usize);
+        // SAFETY: a walk of a live container with PostgreSQL's iterator.
+        unsafe {
+            let mut it = pg_sys::JsonbIteratorInit(self.ptr);
+            let mut v = std::mem::zeroed::<pg_sys::JsonbValue>();
+            loop {
+                match pg_sys::JsonbIteratorNext(&mut it, &mut v, false) {
+                    pg_sys::JsonbIteratorToken::WJB_DONE => break,
+                    pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY | pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT => {
+                        depth += 1;
+                        deepest = deepest.max(depth);
+                        if deepest > limit {
+                            break;
+                        }
+                    }
+                    pg_sys::JsonbIteratorToken::WJB_END_ARRAY | pg_sys::JsonbIteratorToken::WJB_END_OBJECT => depth -= 1,
+                    _ => {}
+                }
+            }
+        }
+        deepest
+    }
+
     /// This container as a jsonb datum of its own (a copy), for a statement.
     pub fn to_datum(self) -> pg_sys::Datum {
         let mut v = pg_sys::JsonbValue {

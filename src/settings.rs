@@ -28,6 +28,9 @@ static DEFAULT_TIMEZONE: GucSetting<Option<CString>> = GucSetting::<Option<CStri
 static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 static IDENTITY_VERIFICATION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"off"));
 static CONTACT_LINKING: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"merge"));
+static DEFAULT_PHONE_REGION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static CLOCK_SKEW: GucSetting<i32> = GucSetting::<i32>::new(86_400);
+static MAX_BATCH_BYTES: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024 * 1024);
 
 pub fn register() {
     GucRegistry::define_string_guc(
@@ -68,9 +71,14 @@ pub fn register() {
             c"required: a customer id in a payload identifies only with extra.identify_hash, the HMAC-SHA256 of the id under the portal's secret.",
             &IDENTITY_VERIFICATION,
         ),
+                (
+            c"cdp.default_phone_region",
+            c"Default region of phone numbers given without a country code (ISO 3166, e.g. GB, VN).",
+            c"Phones are stored in E.164; without a region a national number keeps its digits.",
+            &DEFAULT_PHONE_REGION,
+        ),
         (
-            c"cdp.contact_linking",
-            c"Default for emails and phones from payloads without a verified identity: merge, suggest or off.",
+            c"cdp.contact_linking",c"Default for emails and phones from payloads without a verified identity: merge, suggest or off.",
             c"merge: they merge like any evidence; suggest: they make suggestions for review; off: they never link.",
             &CONTACT_LINKING,
         ),
@@ -101,6 +109,24 @@ pub fn register() {
             c"Default for the largest event payload accepted.",
             c"Larger payloads fail with SQLSTATE 54000 (a batch item is rejected).",
             &MAX_PAYLOAD_BYTES,
+            1024,
+            i32::MAX,
+            GucFlags::UNIT_BYTE,
+        ),
+        (
+            c"cdp.clock_skew",
+            c"Default for how far in the future an event or identify time may be.",
+            c"Later times fail with SQLSTATE 22008.",
+            &CLOCK_SKEW,
+            0,
+            i32::MAX,
+            GucFlags::UNIT_S,
+        ),
+        (
+            c"cdp.max_batch_bytes",
+            c"Default for the largest cdp.track_batch argument.",
+            c"Larger batches fail with SQLSTATE 54000 before they are read; split them.",
+            &MAX_BATCH_BYTES,
             1024,
             i32::MAX,
             GucFlags::UNIT_BYTE,
@@ -178,6 +204,10 @@ const KEYS: &[&str] = &[
     "contact_linking",
     "lock_timeout",
     "default_timezone",
+    "default_phone_region",
+    "constant_device_ids",
+    "clock_skew",
+    "max_batch_bytes",
 ];
 
 /// A portal's settings: its overrides, checked, over the server defaults
@@ -196,6 +226,10 @@ pub struct PortalSettings {
     contact_linking: Option<ContactLinking>,
     lock_timeout_ms: Option<i32>,
     default_timezone: Option<Zone>,
+    default_phone_region: Option<String>,
+    constant_device_ids: Vec<String>,
+    clock_skew_s: Option<i64>,
+    max_batch_bytes: Option<usize>,
 }
 
 impl PortalSettings {
@@ -244,6 +278,24 @@ impl PortalSettings {
                     })
                 }
                 "lock_timeout" => s.lock_timeout_ms = Some(int(1, 600_000)? as i32),
+                "clock_skew" => s.clock_skew_s = Some(int(0, i32::MAX as i64)?),
+                "max_batch_bytes" => s.max_batch_bytes = Some(int(1024, i32::MAX as i64)? as usize),
+                "default_phone_region" => {
+                    let region = value.as_str().unwrap_or_default().trim().to_uppercase();
+                    if region.parse::<phonenumber::country::Id>().is_err() {
+                        return Err(bad("must be a region code such as GB, US or VN"));
+                    }
+                    s.default_phone_region = Some(region);
+                }
+                "constant_device_ids" => {
+                    let ids =
+                        value.as_array().filter(|a| a.len() <= 1000).ok_or_else(|| bad("must be an array of at most 1000 strings"))?;
+                    s.constant_device_ids = ids
+                        .iter()
+                        .map(|v| v.as_str().filter(|t| t.chars().count() <= 255).map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| bad("must be an array of strings of at most 255 characters"))?;
+                }
                 "default_timezone" => {
                     let name = value.as_str().ok_or_else(|| bad("must be a time zone name"))?;
                     s.default_timezone = Some(Zone::named("portal setting \"default_timezone\"", name)?);
@@ -265,6 +317,8 @@ impl PortalSettings {
             "max_payload_bytes" => self.max_payload_bytes.is_some(),
             "max_batch_items" => self.max_batch_items.is_some(),
             "max_merges_per_identify" => self.max_merges_per_identify.is_some(),
+            "max_batch_bytes" => self.max_batch_bytes.is_some(),
+            "clock_skew" => self.clock_skew_s.is_some(),
             _ => false,
         };
         if overridden {
@@ -272,6 +326,25 @@ impl PortalSettings {
         } else {
             format!("cdp.{key}")
         }
+    }
+
+    pub fn max_batch_bytes(&self) -> usize {
+        self.max_batch_bytes.unwrap_or(MAX_BATCH_BYTES.get() as usize)
+    }
+
+    /// How far in the future an event or identify time may be, in seconds.
+    pub fn clock_skew_s(&self) -> i64 {
+        self.clock_skew_s.unwrap_or_else(|| CLOCK_SKEW.get() as i64)
+    }
+
+    /// The region of national phone numbers, if any.
+    pub fn default_phone_region(&self) -> Option<String> {
+        self.default_phone_region.clone().or_else(|| text_of(&DEFAULT_PHONE_REGION))
+    }
+
+    /// The portal's own device ids that never link (besides the built-in list).
+    pub fn constant_device_ids(&self) -> &[String] {
+        &self.constant_device_ids
     }
 
     pub fn max_payload_bytes(&self) -> usize {

@@ -62,7 +62,7 @@ mod tests {
         assert_eq!(claim.customer_id, "abc");
         assert_eq!(claim.field, "payload.dims.customers.customer_id");
         assert_eq!(claim.identify_time, Some(TimeValue::Text("2026-11-30 10:00:00".into())));
-        let attributes = Attributes::from_sources(&facts.attribute_sources);
+        let attributes = Attributes::from_sources("attributes", &facts.attribute_sources).unwrap();
         assert_eq!(attributes.text("name").as_deref(), Some("Ann"));
         assert_eq!(attributes.text("customer_id"), None, "the customer id is the identity, not an attribute");
         assert_eq!(facts.context.device_id.as_deref(), Some("d1"));
@@ -88,7 +88,7 @@ mod tests {
     fn lead_form_sets_attributes_only() {
         let facts = read(doc(r#"{"dims": {"customers": {"email": "a@b.co"}}}"#).as_value()).unwrap();
         assert!(facts.claim.is_none());
-        assert_eq!(Attributes::from_sources(&facts.attribute_sources).text("email").as_deref(), Some("a@b.co"));
+        assert_eq!(Attributes::from_sources("attributes", &facts.attribute_sources).unwrap().text("email").as_deref(), Some("a@b.co"));
     }
 
     #[pg_test]
@@ -110,7 +110,7 @@ mod tests {
     fn attributes_are_combined_exactly_without_nulls() {
         let users = doc(r#"{"plan": "free", "score": 1.10, "big": 1e400, "gone": null, "nested": {"deep": [1, {"x": 2.50}]}}"#);
         let customers = doc(r#"{"customer_id": "c", "plan": "pro", "": "empty key", "email": " Ann@Example.com", "phone": "undefined"}"#);
-        let attributes = Attributes::from_sources(&[users, customers]);
+        let attributes = Attributes::from_sources("attributes", &[users, customers]).unwrap();
         // SAFETY: a jsonb object datum built by Attributes.
         let combined = unsafe { Container::of_datum(attributes.datum().unwrap()) };
         let keys: Vec<String> = combined.entries().iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect();
@@ -122,10 +122,10 @@ mod tests {
             Some(Value::Object(nested)) => assert!(matches!(nested.get("deep"), Some(Value::Array(a)) if a.len() == 2)),
             _ => panic!("nested values are kept"),
         }
-        let (found, skipped) = contact_identifiers(&attributes);
+        let (found, skipped) = contact_identifiers(&attributes, None).unwrap();
         assert_eq!(found, vec![Identifier { kind: "email", value: "ann@example.com".into() }]);
         assert_eq!((skipped.len(), skipped[0].field.as_str(), skipped[0].reason.as_str()), (1, "attributes.phone", "placeholder value"));
-        assert!(Attributes::from_sources(&[doc(r#"{"a": null, "customer_id": "x"}"#)]).is_empty());
+        assert!(Attributes::from_sources("attributes", &[doc(r#"{"a": null, "customer_id": "x"}"#)]).unwrap().is_empty());
     }
 
     #[pg_test]

@@ -90,6 +90,10 @@ impl Zone {
 /// Parses a time sent as text (see the module comment).
 pub fn parse(field: &str, input: &str) -> CdpResult<ParsedTime> {
     let s = input.trim();
+    if ["infinity", "+infinity", "-infinity"].iter().any(|i| s.eq_ignore_ascii_case(i)) {
+        return Err(CdpError::new(ErrorKind::DatetimeOverflow, format!("{field} \"{s}\" is infinite"))
+            .with_hint("Send the time the event happened."));
+    }
     let wall = parse_inner(s).ok_or_else(|| {
         CdpError::new(ErrorKind::InvalidDatetime, format!("{field} \"{s}\" is not a valid time")).with_hint(
             "Use ISO 8601 (2026-11-30T10:15:09Z, 2026-11-30T17:15:09.250+07:00), the SDK's local form \

@@ -169,6 +169,9 @@ def main():
              for s in ("SELECT * FROM cdp.portals", "SELECT cdp.export_customer('tc1')", "SELECT * FROM cdp.portal_secrets")
              if "tenant-secret" in psql(f"SET cdp.portal = 'tenant'; {s}", user=r, check=False).stdout]
     check(not leaks, f"no role reads the identity secret through views, exports or tables ({leaks})")
+    # The key of the erasure hashes: no role reads it, so nobody can test candidate emails against them.
+    readers = [r for r in ("app", "analyst", "ops") if sqlstate_of(r, "SELECT key FROM cdp.install_key") != "42501"]
+    check(not readers, f"no role reads the install key of the erasure hashes ({readers or 'each gets 42501'})")
     for role in ROLES:
         psql(f"DROP OWNED BY {role}; DROP ROLE {role};", db=DB, check=False)
         psql(f"DROP ROLE IF EXISTS {role};", db="postgres", check=False)

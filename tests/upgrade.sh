@@ -109,6 +109,19 @@ for released in sql/released/cdp_identity--*.sql; do
     else
         fail "the updated $version database cannot track or identify: $out"
     fi
+        # What 0.2.0 changed about existing data: point-in-time answers in business
+    # time (a shared browser's UID was up-1's customer's, then the other's),
+    # placeholder UIDs quarantined.
+    if out=$("${Q[@]}" -d $db -c "SELECT cdp.profile_at('up-1', '2026-10-01 10:30+00') NOT IN (SELECT profile_id FROM cdp.profiles WHERE customer_id IS NOT NULL)" \
+                 -c "SELECT cdp.profile_at('up-1', '2026-10-02 12:00+00') = (SELECT profile_id FROM cdp.profiles WHERE customer_id = 'cust-up')" \
+                 -c "SELECT cdp.profile_at('up-1', '2026-10-03 10:30+00') = (SELECT profile_id FROM cdp.profiles WHERE customer_id = 'cust-other')" \
+                 -c "SELECT quarantined FROM cdp.profiles WHERE profile_id = cdp.profile_of('undefined')" \
+                 -c "SELECT cdp.track_event('up-3', 'pageview', 'view') IS NULL" 2>&1) \
+        && [ "$(tr '\n' ' ' <<<"$out")" = "t t t t t " ]; then
+        ok "after the update, profile_at answers in business time, the placeholder UID is quarantined, a UID erased by $version stays suppressed"
+    else
+        fail "business-time profile_at or quarantine after the update: $(tr '\n' ' ' <<<"$out")"
+    fi
     if [ "$(fingerprint $db)" = "$fresh" ]; then
         ok "$version updated to $current equals a fresh $current"
     else

@@ -43,7 +43,10 @@ pub struct IdentifyOutcome {
 pub fn identify(client: &mut SpiClient<'_>, portal: &Portal, req: &IdentifyRequest) -> IdentifyOutcome {
     let here = portal.name.as_str();
     crate::portal::lock(client, portal);
-    suppression::lift(client, here, &req.uid);
+    if req.trusted {
+        // A backend's identify is a new decision about the UID; a payload claim is not.
+        suppression::lift(client, here, &req.uid);
+    }
     let customer = profiles::find_or_create_customer(client, here, &req.customer_id, req.identify_time);
     let decision = Decision { uid: Some(&req.uid), identify_type: req.identify_type, identify_time: req.identify_time };
 
@@ -54,8 +57,10 @@ pub fn identify(client: &mut SpiClient<'_>, portal: &Portal, req: &IdentifyReque
     let blocks = blocks::for_customer(client, here, customer);
     let uid_evidence = format!("uid:{}", req.uid);
     match uids::resolve(client, here, &req.uid) {
+        // A placeholder UID is never attached to anybody (the skip is in req.skips).
+        _ if req.junk_uid.is_some() => {}
         // Under the portal's identity lock nobody else creates UIDs, so this insert always wins.
-        None => _ = uids::map(client, here, &req.uid, customer),
+        None => _ = uids::map(client, here, &req.uid, customer, req.identify_time),
         Some(s) if s.root == customer => evidence_profile = Some(s.own_profile),
         Some(s) if blocks::is_blocked(&blocks, s.root, &uid_evidence, req.identify_time) => {}
         Some(s) if !s.root_is_customer => {

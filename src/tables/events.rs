@@ -71,7 +71,9 @@ pub fn append_to_known_uid(client: &mut SpiClient<'_>, portal: &str, req: &Track
                    AND ($13::text IS NULL OR p.system ->> 'screen' = $13)
                    AND ($14::text IS NULL OR p.system ->> 'device_id' = $14)
                    AND ($15::text IS NULL OR u.last_device_id = $15)
-                   AND ($16 OR p.first_touch_at <= $4)
+                                      AND ($16 OR p.first_touch_at <= $4)
+                 -- an erasure of this UID waits for this append (see erasure)
+                 FOR KEY SHARE OF u
              ), ins AS (
                  INSERT INTO cdp.events (",
             event_columns!(),

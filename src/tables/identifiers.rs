@@ -75,7 +75,8 @@ pub fn anonymous_matches(
              FROM cdp.identifiers i
              JOIN cdp.profiles p ON p.portal = i.portal AND p.profile_id = i.profile_id
              JOIN cdp.profiles r ON r.portal = p.portal AND r.profile_id = coalesce(p.merged_into, p.profile_id)
-             WHERE i.portal = $6 AND i.kind = e.kind AND i.value = e.value AND r.customer_id IS NULL AND r.merged_into IS NULL
+                          WHERE i.portal = $6 AND i.kind = e.kind AND i.value = e.value AND r.customer_id IS NULL AND r.merged_into IS NULL
+               AND NOT r.quarantined
              OFFSET 0) AS m
          GROUP BY m.root, m.kind, m.value",
         &[customer.into(), kinds.into(), values.into(), evidence_profile.into(), device_linking.into(), portal.into()],

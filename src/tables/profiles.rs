@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 /// A new UID's first event: what its anonymous profile starts with.
 pub struct NewUid<'r> {
     pub uid: &'r str,
+    /// A placeholder UID: its profile never merges and never links.
+    pub quarantined: bool,
     pub system: SystemAttributes,
     pub seen_at: TimestampWithTimeZone,
     pub device_id: Option<&'r str>,
@@ -36,14 +38,15 @@ pub fn create_anonymous(client: &mut SpiClient<'_>, portal: &str, firsts: &[NewU
         "WITH new AS (
              SELECT pg_catalog.nextval('cdp.profiles_profile_id_seq') AS profile_id, t.*
              FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]),
-                             pg_catalog.unnest($4::timestamptz[]), pg_catalog.unnest($5::timestamptz[]), pg_catalog.unnest($6::text[]))
-                  AS t(uid, system, first_touch, seen_at, first_touch_at, device_id)
+                                                          pg_catalog.unnest($4::timestamptz[]), pg_catalog.unnest($5::timestamptz[]), pg_catalog.unnest($6::text[]),
+                             pg_catalog.unnest($8::boolean[]))
+                  AS t(uid, system, first_touch, seen_at, first_touch_at, device_id, quarantined)
          ), profiles AS (
-             INSERT INTO cdp.profiles (portal, profile_id, system, system_at, first_touch, first_touch_at)
-             SELECT $7, profile_id, system::jsonb, seen_at, first_touch::jsonb, first_touch_at FROM new
+             INSERT INTO cdp.profiles (portal, profile_id, system, system_at, first_touch, first_touch_at, quarantined)
+             SELECT $7, profile_id, system::jsonb, seen_at, first_touch::jsonb, first_touch_at, quarantined FROM new
          ), mapped AS (
-             INSERT INTO cdp.uids (portal, uid, profile_id, last_device_id)
-             SELECT $7, uid, profile_id, device_id FROM new ORDER BY uid
+                          INSERT INTO cdp.uids (portal, uid, profile_id, last_device_id, first_seen)
+             SELECT $7, uid, profile_id, device_id, seen_at FROM new ORDER BY uid
              ON CONFLICT (portal, uid) DO NOTHING
              RETURNING uid, profile_id, last_device_id
          ), devices AS (
@@ -58,8 +61,9 @@ pub fn create_anonymous(client: &mut SpiClient<'_>, portal: &str, firsts: &[NewU
             column(&|f| json(&f.system.first)).into(),
             firsts.iter().map(|f| f.seen_at).collect::<Vec<_>>().into(),
             first_touch_at.into(),
-            column(&|f| f.device_id.map(str::to_string)).into(),
+                        column(&|f| f.device_id.map(str::to_string)).into(),
             portal.into(),
+            firsts.iter().map(|f| f.quarantined).collect::<Vec<bool>>().into(),
         ],
     )
     .rows()
@@ -142,7 +146,8 @@ pub fn lock_still_anonymous(client: &mut SpiClient<'_>, portal: &str, mut candid
         "SELECT k.profile_id
          FROM pg_catalog.unnest($1::bigint[]) AS q(id),
               LATERAL (SELECT p.profile_id FROM cdp.profiles p
-                       WHERE p.portal = $2 AND p.profile_id = q.id AND p.customer_id IS NULL AND p.merged_into IS NULL
+                                              WHERE p.portal = $2 AND p.profile_id = q.id AND p.customer_id IS NULL AND p.merged_into IS NULL
+                         AND NOT p.quarantined
                        FOR UPDATE) AS k",
         &[candidates.into(), portal.into()],
     )
@@ -166,6 +171,23 @@ pub fn family_of_customer(client: &mut SpiClient<'_>, portal: &str, customer_id:
     .rows()
     .map(|row| row.value("profile_id"))
     .collect()
+}
+
+/// The profile of a customer id, if the customer exists.
+pub fn customer_profile(client: &mut SpiClient<'_>, portal: &str, customer_id: &str) -> Option<i64> {
+    exec(client, "SELECT profile_id FROM cdp.profiles WHERE portal = $2 AND customer_id = $1", &[customer_id.into(), portal.into()])
+        .optional()
+        .map(|row| row.value("profile_id"))
+}
+
+/// Live anonymous profiles about a customer that were not merged into it:
+/// they carry its email, phone or identify id (the merge cap was reached, a
+/// merge was undone) or wait in an open suggestion for it.
+pub fn unmerged_about(client: &mut SpiClient<'_>, portal: &str, customer: i64) -> Vec<i64> {
+    exec(client, "SELECT profile_id FROM cdp.unmerged_profiles_about($1, $2) AS profile_id", &[portal.into(), customer.into()])
+        .rows()
+        .map(|row| row.value("profile_id"))
+        .collect()
 }
 
 /// Whether a profile is a customer's own profile (not an anonymous one).
@@ -218,7 +240,7 @@ pub fn predict_candidates(
                 (SELECT max(e.event_time) FROM cdp.events e WHERE e.portal = p.portal AND e.profile_id = p.profile_id)
                     >= $5 - interval '24 hours' AS recent
          FROM cdp.profiles p
-         WHERE p.portal = $6 AND p.customer_id IS NULL AND p.merged_into IS NULL
+                  WHERE p.portal = $6 AND p.customer_id IS NULL AND p.merged_into IS NULL AND NOT p.quarantined
            AND (p.system ->> 'user_agent' = ANY($2) OR p.system ->> 'device_id' = ANY($3)
                 OR pg_catalog.regexp_replace(p.system ->> 'ip', '[.][0-9]+$', '') = ANY($4))
            AND NOT EXISTS (SELECT FROM cdp.match_suggestions s

@@ -79,14 +79,17 @@ fn decode(row: &Row<'_>) -> (String, UidState) {
     (row.value("uid"), state)
 }
 
-/// Where one UID stands; None when it was never seen.
+/// Where one UID stands; None when it was never seen. The UID's row is
+/// share-locked for the rest of the transaction (an erasure of the UID
+/// waits for it, see `erasure`).
 pub fn resolve(client: &mut SpiClient<'_>, portal: &str, uid: &str) -> Option<UidState> {
     exec(
         client,
         concat!(
             "SELECT ",
             uid_state_columns!(),
-            " FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id WHERE u.portal = $2 AND u.uid = $1"
+            " FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id
+              WHERE u.portal = $2 AND u.uid = $1 FOR KEY SHARE OF u"
         ),
         &[uid.into(), portal.into()],
     )
@@ -104,7 +107,7 @@ pub fn resolve_many(client: &mut SpiClient<'_>, portal: &str, uids: Vec<String>)
             "SELECT k.* FROM pg_catalog.unnest($1::text[]) AS q(uid), LATERAL (SELECT ",
             uid_state_columns!(),
             " FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id
-              WHERE u.portal = $2 AND u.uid = q.uid OFFSET 0) AS k"
+                            WHERE u.portal = $2 AND u.uid = q.uid FOR KEY SHARE OF u OFFSET 0) AS k"
         ),
         &[uids.into(), portal.into()],
     )
@@ -115,11 +118,12 @@ pub fn resolve_many(client: &mut SpiClient<'_>, portal: &str, uids: Vec<String>)
 
 /// Maps a new UID to a profile; false when the UID exists already (a
 /// concurrent insert of the same UID waits for the other transaction).
-pub fn map(client: &mut SpiClient<'_>, portal: &str, uid: &str, profile_id: i64) -> bool {
+pub fn map(client: &mut SpiClient<'_>, portal: &str, uid: &str, profile_id: i64, seen_at: TimestampWithTimeZone) -> bool {
     !exec(
         client,
-        "INSERT INTO cdp.uids (portal, uid, profile_id) VALUES ($3, $1, $2) ON CONFLICT (portal, uid) DO NOTHING RETURNING uid",
-        &[uid.into(), profile_id.into(), portal.into()],
+        "INSERT INTO cdp.uids (portal, uid, profile_id, first_seen) VALUES ($3, $1, $2, $4)
+         ON CONFLICT (portal, uid) DO NOTHING RETURNING uid",
+        &[uid.into(), profile_id.into(), portal.into(), seen_at.into()],
     )
     .is_empty()
 }
@@ -127,6 +131,62 @@ pub fn map(client: &mut SpiClient<'_>, portal: &str, uid: &str, profile_id: i64)
 /// The device the UID was last seen on (so repeated page views on it write nothing).
 pub fn set_last_device(client: &mut SpiClient<'_>, portal: &str, uid: &str, device: &str) {
     exec(client, "UPDATE cdp.uids SET last_device_id = $2 WHERE portal = $3 AND uid = $1", &[uid.into(), device.into(), portal.into()]);
+}
+
+/// The UIDs mapped to any of these profiles, sorted.
+pub fn of_profiles(client: &mut SpiClient<'_>, portal: &str, profile_ids: Vec<i64>) -> Vec<String> {
+    exec(
+        client,
+        "SELECT k.uid FROM pg_catalog.unnest($1::bigint[]) AS q(id),
+              LATERAL (SELECT u.uid FROM cdp.uids u WHERE u.portal = $2 AND u.profile_id = q.id OFFSET 0) AS k ORDER BY 1",
+        &[profile_ids.into(), portal.into()],
+    )
+    .rows()
+    .map(|row| row.value("uid"))
+    .collect()
+}
+
+/// The profiles a UID's events may sit on, but those of a customer other
+/// than `own_customer`: its own profile now and every profile a shared
+/// browser moved it from or to (`uid_reassigned` decisions).
+pub fn event_profiles_for_erasure(client: &mut SpiClient<'_>, portal: &str, uid: &str, own_customer: Option<i64>) -> Vec<i64> {
+    exec(
+        client,
+        "SELECT DISTINCT w.profile_id
+         FROM (SELECT u.profile_id FROM cdp.uids u WHERE u.portal = $2 AND u.uid = $1
+               UNION ALL
+               SELECT pg_catalog.unnest(ARRAY[m.from_profile, m.into_profile, m.uid_profile_before]) FROM cdp.merges m
+               WHERE m.portal = $2 AND m.kind = 'uid_reassigned' AND m.uid = $1) AS w
+         JOIN cdp.profiles p ON p.portal = $2 AND p.profile_id = w.profile_id
+         JOIN cdp.profiles r ON r.portal = $2 AND r.profile_id = coalesce(p.merged_into, p.profile_id)
+         WHERE r.customer_id IS NULL OR r.profile_id = $3
+         ORDER BY 1",
+        &[uid.into(), portal.into(), own_customer.into()],
+    )
+    .rows()
+    .map(|row| row.value("profile_id"))
+    .collect()
+}
+
+/// Which of these UIDs exist.
+pub fn existing(client: &mut SpiClient<'_>, portal: &str, uids: Vec<String>) -> Vec<String> {
+    exec(client, "SELECT uid FROM cdp.uids WHERE portal = $2 AND uid = ANY($1)", &[uids.into(), portal.into()])
+        .rows()
+        .map(|row| row.value("uid"))
+        .collect()
+}
+
+/// Locks the rows of these UIDs for their erasure, skipping (not waiting
+/// for) rows an append holds; returns the UIDs locked.
+pub fn lock_for_erasure(client: &mut SpiClient<'_>, portal: &str, uids: Vec<String>) -> Vec<String> {
+    exec(
+        client,
+        "SELECT uid FROM cdp.uids WHERE portal = $2 AND uid = ANY($1) ORDER BY uid FOR UPDATE SKIP LOCKED",
+        &[uids.into(), portal.into()],
+    )
+    .rows()
+    .map(|row| row.value("uid"))
+    .collect()
 }
 
 /// The UIDs of a profile, sorted.

@@ -1,4 +1,5 @@
 -- Erasure and export: every row of the person goes, only hashes and counts
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
 -- stay, later events for the erased UIDs are suppressed; others are untouched.
 -- Olga: someone else, whose data must survive.
 SELECT cdp.track_event('olga-old', 'form', 'submit', jsonb_build_object('dims', '{"customers": {"city": "Riga"}}'::jsonb, 'context', t.ctx('olga-pc')), '2026-11-01 08:00Z');
@@ -38,7 +39,9 @@ SELECT t.eq((SELECT count(*) FROM cdp.identify_skips WHERE uid LIKE 'pia%'), 0::
 SELECT t.eq((SELECT count(*) FROM cdp.merge_blocks WHERE :pia IN (from_profile, into_profile) OR :pia_old IN (from_profile, into_profile)), 0::bigint, 'no block about Pia left');
 SELECT t.eq((SELECT count(*) FROM cdp.erasures), 1::bigint, 'one erasure record');
 SELECT t.ok((SELECT position('pia' IN lower(e::text)) = 0 AND position(:'pia_cid' IN e::text) = 0 FROM cdp.erasures e), 'the record holds no identifier of Pia, only hashes and counts');
-SELECT t.eq((SELECT subject_sha256 FROM cdp.erasures), cdp.sha256(:'pia_cid'), 'the subject is the SHA-256 of the customer id');
+SELECT t.ok((SELECT subject_hash <> cdp.sha256(:'pia_cid') AND length(subject_hash) = 64 FROM cdp.erasures), 'the subject is not its plain SHA-256');
+SELECT t.eq((SELECT subject_hash FROM cdp.erasures), encode(hmac(:'pia_cid', (SELECT key FROM cdp.install_key ORDER BY created_at LIMIT 1), 'sha256'), 'hex'),
+            'it is the HMAC-SHA256 of the customer id under the install key');
 SELECT t.eq((SELECT count(*) FROM cdp.erased_uids), 2::bigint, 'both UIDs are suppressed by hash');
 SELECT t.eq((SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(t.row_counts()) k),
             (SELECT array_agg(relname::text ORDER BY relname) FROM pg_class WHERE relnamespace = 'cdp'::regnamespace AND relkind = 'r'),

@@ -2,9 +2,9 @@
 SELECT cdp.track_event('p-uid', 'pageview', 'view', jsonb_build_object('context', t.ctx('family-pc', 's1')), '2026-11-01 10:00Z') AS p \gset
 SELECT cdp.track_event('p-uid', 'form', 'submit', '{"dims": {"customers": {"newsletter": true, "city": "Hue"}}}', '2026-11-01 10:01Z');
 SELECT cdp.track_event('p-uid', 'pageview', 'view', '{}', '2026-11-01 10:02Z');
-SELECT now() AS before_merge \gset
+
 SELECT cdp.track_event('c-uid', 'user', 'sign_in', t.sign_in('mai@example.com', '{"name": "Mai"}', t.ctx('family-pc', 's2')), '2026-11-02 09:00Z') AS c \gset
-SELECT now() AS after_merge \gset
+
 SELECT merge_id AS m FROM cdp.merges WHERE from_profile = :p \gset
 SELECT t.eq((SELECT reason FROM cdp.merges WHERE merge_id = :m), 'device_id', 'the family PC merged p-uid''s profile by device');
 SELECT cdp.profile(:c) AS merged_profile \gset
@@ -35,9 +35,9 @@ SELECT t.eq((SELECT count(*) FROM cdp.events_of(:c)), 1::bigint, 'the customer k
 SELECT t.ok((SELECT undone_at IS NOT NULL FROM cdp.merges WHERE merge_id = :m), 'the merge row is marked undone');
 SELECT now() AS after_unmerge \gset
 
--- profile_at honours the merge and the unmerge.
-SELECT t.eq(cdp.profile_at('p-uid', :'before_merge'), :p::bigint, 'profile_at before the merge: its own profile');
-SELECT t.eq(cdp.profile_at('p-uid', :'after_merge'), :c::bigint, 'profile_at between merge and unmerge: the customer');
+-- profile_at honours the merge (from its identify_time, 2026-11-02 09:00) and the unmerge (from when it was done).
+SELECT t.eq(cdp.profile_at('p-uid', '2026-11-02 08:59Z'), :p::bigint, 'profile_at before the merge: its own profile');
+SELECT t.eq(cdp.profile_at('p-uid', '2026-11-02 09:00Z'), :c::bigint, 'profile_at between merge and unmerge: the customer');
 SELECT t.eq(cdp.profile_at('p-uid', :'after_unmerge'), :p::bigint, 'profile_at after the unmerge: its own profile again');
 SELECT t.eq(cdp.profile_at('p-uid', '2020-01-01'), NULL::bigint, 'profile_at before the UID was seen: NULL');
 
@@ -78,9 +78,9 @@ SELECT t.eq((SELECT undone_by_cascade_of FROM cdp.merges WHERE merge_id = :mr), 
 
 -- A shared-browser reassignment can be undone: the UID goes back.
 SELECT cdp.identify('shared', 'ann', '{}', 'exact', '2026-11-06 09:00Z') AS ann \gset
-SELECT now() AS ann_time \gset
+SELECT '2026-11-06 09:30Z' AS ann_time \gset
 SELECT cdp.identify('shared', 'ben', '{}', 'exact', '2026-11-06 10:00Z') AS ben \gset
-SELECT now() AS ben_time \gset
+SELECT '2026-11-06 10:30Z' AS ben_time \gset
 SELECT merge_id AS mre FROM cdp.merges WHERE kind = 'uid_reassigned' AND uid = 'shared' \gset
 SELECT t.eq(cdp.profile_at('shared', :'ann_time'), :ann::bigint, 'profile_at: Ann''s before the reassignment');
 SELECT t.eq(cdp.profile_at('shared', :'ben_time'), :ben::bigint, 'profile_at: Ben''s after it');

@@ -21,3 +21,4 @@ SELECT cdp.track_event('up-gone', 'pageview', 'view', '{}', '2026-10-04 10:00:00
 SELECT cdp.identify('up-gone', 'cust-gone', '{"name": "Gone"}', 'exact', '2026-10-04 10:01:00+00');
 SELECT cdp.forget_customer('cust-gone');
 SELECT cdp.forget_uid('up-3');
+SELECT cdp.track_event('undefined', 'pageview', 'view', '{}', '2026-10-05 10:00:00+00');  -- a page without a real UID
