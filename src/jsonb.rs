@@ -16,41 +16,50 @@ use pgrx::nullable::Nullable;
 use pgrx::pg_sys;
 use pgrx::pgrx_sql_entity_graph::metadata::{ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin};
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::marker::PhantomData;
 
-/// A jsonb argument of a public function, detoasted once and read in place.
-#[derive(Clone, Copy)]
+/// A jsonb argument of a public function, read in place. It is detoasted
+/// (decompressed, fetched from TOAST) only when first read, so its size can
+/// be checked against a limit before the value is copied into memory.
 pub struct JsonbArg {
-    jsonb: *mut pg_sys::Jsonb,
+    raw: pg_sys::Datum,
+    detoasted: OnceCell<*mut pg_sys::Jsonb>,
 }
 
 impl JsonbArg {
+    /// The value in its full (4-byte header) form: the container must be aligned to be read.
+    fn jsonb(&self) -> *mut pg_sys::Jsonb {
+        // SAFETY: `raw` is a jsonb datum that lives for the whole call.
+        *self.detoasted.get_or_init(|| unsafe { pg_sys::pg_detoast_datum(self.raw.cast_mut_ptr()) }.cast())
+    }
+
     /// The top-level value.
     pub fn root(&self) -> Container<'_> {
         // SAFETY: a detoasted jsonb (4-byte header) lives for the whole call.
-        unsafe { Container::of_datum(pg_sys::Datum::from(self.jsonb)) }
+        unsafe { Container::of_datum(pg_sys::Datum::from(self.jsonb())) }
     }
 
     /// The argument as a statement parameter, unchanged.
     pub fn as_arg(&self) -> DatumWithOid<'_> {
         // SAFETY: the datum is a jsonb value that lives for the whole call.
-        unsafe { DatumWithOid::new(pg_sys::Datum::from(self.jsonb), pg_sys::JSONBOID) }
+        unsafe { DatumWithOid::new(pg_sys::Datum::from(self.jsonb()), pg_sys::JSONBOID) }
     }
 
     /// The JSON text of the value (for small, non-hot inputs such as settings).
-    pub fn to_json_text(self) -> String {
+    pub fn to_json_text(&self) -> String {
         // SAFETY: JsonbToCString prints a live container into a palloc'd buffer.
         unsafe {
-            let jsonb = self.jsonb;
+            let jsonb = self.jsonb();
             let text = pg_sys::JsonbToCString(std::ptr::null_mut(), &raw mut (*jsonb).root, self.size() as i32);
             std::ffi::CStr::from_ptr(text).to_string_lossy().into_owned()
         }
     }
 
-    /// Size in bytes of the stored value.
+    /// Size in bytes of the value once detoasted (read from its header, without detoasting it).
     pub fn size(&self) -> usize {
-        // SAFETY: a detoasted varlena.
-        unsafe { pgrx::varlena::varsize_any_exhdr(self.jsonb.cast()) }
+        // SAFETY: a jsonb varlena datum, possibly toasted.
+        unsafe { pg_sys::toast_raw_datum_size(self.raw) }.saturating_sub(pg_sys::VARHDRSZ)
     }
 }
 
@@ -59,10 +68,7 @@ impl FromDatum for JsonbArg {
         if is_null {
             return None;
         }
-        // The full (4-byte header) form: the container must be aligned to be read.
-        // SAFETY: the caller guarantees a jsonb datum.
-        let jsonb = unsafe { pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) };
-        Some(JsonbArg { jsonb: jsonb.cast() })
+        Some(JsonbArg { raw: datum, detoasted: OnceCell::new() })
     }
 }
 

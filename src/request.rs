@@ -236,10 +236,11 @@ impl<'a> TrackRequest<'a> {
         let junk_uid = junk_reason(&uid);
         let category = validate::event_name("category", category)?;
         let action = validate::event_name("action", action)?;
-        let (value, size) = match &payload {
-            StoredPayload::Whole(arg) => (arg.root().as_value(), arg.size()),
-            StoredPayload::Item(container) => (container.as_value(), container.byte_len()),
-            StoredPayload::Empty => (Value::Null, 0),
+        // The size first: a payload over the limit is never read (nor detoasted).
+        let size = match &payload {
+            StoredPayload::Whole(arg) => arg.size(),
+            StoredPayload::Item(container) => container.byte_len(),
+            StoredPayload::Empty => 0,
         };
         let limit = settings.max_payload_bytes();
         if size > limit {
@@ -248,6 +249,11 @@ impl<'a> TrackRequest<'a> {
                 format!("payload is {size} bytes; {} allows {limit}", settings.source_of("max_payload_bytes")),
             ));
         }
+        let value = match &payload {
+            StoredPayload::Whole(arg) => arg.root().as_value(),
+            StoredPayload::Item(container) => container.as_value(),
+            StoredPayload::Empty => Value::Null,
+        };
         check_depth("payload", &value)?;
         let facts = match value {
             Value::Null if matches!(payload, StoredPayload::Empty) => {
