@@ -176,6 +176,26 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'cdp_identity-0.2.0', 'normalize_phone_wrapper';
 
+CREATE FUNCTION cdp."customer_id_for_email"(
+	"email" TEXT /* & str */
+) RETURNS TEXT /* String */
+IMMUTABLE STRICT PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'customer_id_for_email_wrapper';
+
+CREATE FUNCTION cdp."identify_outcome"(
+	"uid" TEXT, /* Option < & str > */
+	"customer_id" TEXT, /* Option < & str > */
+	"attributes" jsonb DEFAULT '{}', /* Option < JsonbArg > */
+	"identify_type" TEXT DEFAULT 'exact', /* Option < & str > */
+	"identify_time" timestamp with time zone DEFAULT now() /* Option < TimestampWithTimeZone > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'identify_outcome_wrapper';
+
 CREATE FUNCTION cdp."current_portal"() RETURNS TEXT /* String */
 STRICT STABLE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
@@ -239,7 +259,8 @@ LANGUAGE c /* Rust */
 AS 'cdp_identity-0.2.0', 'revoke_portal_wrapper';
 
 
--- The read functions and views work in the caller's portal.
+-- The read functions and views work in the caller's portal; events_of pages.
+DROP FUNCTION cdp.events_of(bigint);
 DROP VIEW cdp.customers;
 DROP VIEW cdp.anonymous_profiles;
 CREATE OR REPLACE FUNCTION cdp.root_of(profile_id bigint) RETURNS bigint
@@ -318,14 +339,50 @@ SET search_path = pg_catalog, pg_temp AS $$
     SELECT cdp.profile(p.profile_id) FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.customer_id = $1
 $$;
 
-CREATE OR REPLACE FUNCTION cdp.events_of(profile_id bigint)
+CREATE OR REPLACE FUNCTION cdp.events_of(profile_id bigint, after_event bigint DEFAULT NULL, max_rows integer DEFAULT NULL,
+                              newest_first boolean DEFAULT false)
 RETURNS TABLE (event_id bigint, uid text, category text, action text, event_time timestamptz, payload jsonb)
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload
-    FROM cdp.family_of($1) AS f(profile_id),
-         LATERAL (SELECT e.* FROM cdp.events e WHERE e.portal = cdp.current_portal() AND e.profile_id = f.profile_id OFFSET 0) AS e
-    ORDER BY e.event_time, e.event_id
+DECLARE
+    here text := cdp.current_portal();
+    after_time timestamptz;
+    after_id bigint := events_of.after_event;
+BEGIN
+    IF events_of.profile_id IS NULL THEN
+        RETURN;
+    END IF;
+    IF events_of.max_rows < 0 THEN
+        RAISE EXCEPTION 'max_rows must not be negative' USING ERRCODE = '22023';
+    END IF;
+    IF after_id IS NOT NULL THEN
+        SELECT e.event_time INTO after_time FROM cdp.events e WHERE e.portal = here AND e.event_id = after_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'after_event % is not an event of portal "%"', after_id, here USING ERRCODE = '22023';
+        END IF;
+    ELSIF coalesce(events_of.newest_first, false) THEN
+        after_time := 'infinity'; after_id := 9223372036854775807;
+    ELSE
+        after_time := '-infinity'; after_id := -9223372036854775808;
+    END IF;
+    IF coalesce(events_of.newest_first, false) THEN
+        RETURN QUERY
+        SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload
+        FROM cdp.family_of(events_of.profile_id) AS f(member),
+             LATERAL (SELECT e.* FROM cdp.events e
+                      WHERE e.portal = here AND e.profile_id = f.member AND (e.event_time, e.event_id) < (after_time, after_id)
+                      ORDER BY e.event_time DESC, e.event_id DESC LIMIT events_of.max_rows) AS e
+        ORDER BY e.event_time DESC, e.event_id DESC LIMIT events_of.max_rows;
+    ELSE
+        RETURN QUERY
+        SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload
+        FROM cdp.family_of(events_of.profile_id) AS f(member),
+             LATERAL (SELECT e.* FROM cdp.events e
+                      WHERE e.portal = here AND e.profile_id = f.member AND (e.event_time, e.event_id) > (after_time, after_id)
+                      ORDER BY e.event_time, e.event_id LIMIT events_of.max_rows) AS e
+        ORDER BY e.event_time, e.event_id LIMIT events_of.max_rows;
+    END IF;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION cdp.profile_at(uid text, at timestamptz) RETURNS bigint
@@ -441,9 +498,10 @@ SET search_path = pg_catalog, pg_temp AS $$
         'identify_skips', (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.skip_id), '[]')
                            FROM cdp.identify_skips s WHERE s.portal = c.portal AND s.uid IN (SELECT u.uid FROM family_uids u)),
         'match_suggestions', (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.suggestion_id), '[]')
-                              FROM cdp.match_suggestions m
-                              WHERE m.portal = c.portal
-                                                                AND (m.customer_profile = c.profile_id OR m.profile_id IN (SELECT f.profile_id FROM family f))),
+                              FROM (SELECT m.* FROM cdp.match_suggestions m WHERE m.portal = c.portal AND m.customer_profile = c.profile_id
+                                    UNION
+                                    SELECT m.* FROM family f, LATERAL (SELECT m.* FROM cdp.match_suggestions m
+                                                                      WHERE m.portal = f.portal AND m.profile_id = f.profile_id OFFSET 0) AS m) AS m),
         -- Anonymous profiles with this customer's email, phone or identify id that were not merged.
         'related_profiles', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                                  'profile', cdp.profile(r.profile_id),
@@ -517,6 +575,161 @@ UPDATE cdp.uids u SET first_seen = e.first_event
 FROM (SELECT portal, uid, min(event_time) AS first_event FROM cdp.events GROUP BY portal, uid) AS e
 WHERE e.portal = u.portal AND e.uid = u.uid AND e.first_event < u.first_seen;
 
+-- The change feed: one row per identity decision, written in the transaction
+-- that makes it, for downstream systems (warehouse, CRM, audiences) that must
+-- follow merges, unmerges, shared-browser reassignments and erasures.
+--
+-- Following it without missing a change: change ids are handed out when a
+-- decision is written, not when its transaction commits, so a poll "after id
+-- N" would skip a change whose transaction committed after a later-numbered
+-- one. Each row therefore records its transaction (xact_id), and a poll only
+-- hands out rows of transactions older than every transaction still running
+-- (the snapshot's xmin): those are final, nothing can appear among them later.
+-- The cursor is the transaction id of the last row handed out, and a page
+-- never splits a transaction. A transaction left open delays the feed (never
+-- loses from it).
+CREATE TABLE cdp.identity_changes (
+    portal           text NOT NULL,
+    change_id        bigserial NOT NULL,
+    -- merge (reason predict: a predicted merge), unmerge, uid_reassigned,
+    -- uid_restored (a reassignment undone), suggestion_accepted, erasure
+    kind             text NOT NULL,
+    -- the profile the decision moved (merged, restored), NULL for an erasure
+    profile_id       bigint,
+    -- the customer profile it concerns
+    customer_profile bigint,
+    customer_id      text,
+    merge_id         bigint,
+    -- reason, uid, identify_type, identify_time (decisions); erasure_id,
+    -- subject kind and the erased profile ids (erasures: no personal data)
+    detail           jsonb NOT NULL DEFAULT '{}',
+    xact_id          xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    changed_at       timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT identity_changes_pkey PRIMARY KEY (portal, change_id),
+    CONSTRAINT identity_changes_kind_check
+        CHECK (kind IN ('merge', 'unmerge', 'uid_reassigned', 'uid_restored', 'suggestion_accepted', 'erasure'))
+);
+CREATE INDEX identity_changes_feed_idx ON cdp.identity_changes (portal, xact_id, change_id);
+-- an erasure removes the customer id and details from the rows about its profiles
+CREATE INDEX identity_changes_profile_idx ON cdp.identity_changes (portal, profile_id) WHERE profile_id IS NOT NULL;
+CREATE INDEX identity_changes_customer_idx ON cdp.identity_changes (portal, customer_profile) WHERE customer_profile IS NOT NULL;
+CREATE INDEX identity_changes_merge_idx ON cdp.identity_changes (portal, merge_id) WHERE merge_id IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('cdp.identity_changes', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.identity_changes_change_id_seq', '');
+
+-- Decisions are recorded by triggers on cdp.merges and cdp.match_suggestions,
+-- so no write path can forget one; erasures by the erasure statement itself
+-- (it knows the erased profiles).
+CREATE FUNCTION cdp.record_merge_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO cdp.identity_changes (portal, kind, profile_id, customer_profile, customer_id, merge_id, detail)
+    SELECT NEW.portal,
+           CASE WHEN TG_OP = 'INSERT' THEN NEW.kind
+                WHEN NEW.kind = 'merge' THEN 'unmerge' ELSE 'uid_restored' END,
+           CASE WHEN NEW.kind = 'merge' THEN NEW.from_profile ELSE NEW.uid_profile_before END,
+           NEW.into_profile, c.customer_id, NEW.merge_id,
+           jsonb_strip_nulls(jsonb_build_object(
+               'reason', NEW.reason, 'uid', NEW.uid, 'identify_type', NEW.identify_type,
+               'identify_time', NEW.identify_time, 'from_customer_profile', CASE WHEN NEW.kind = 'uid_reassigned' THEN NEW.from_profile END,
+               'undone_by_cascade_of', NEW.undone_by_cascade_of))
+    FROM (SELECT (SELECT p.customer_id FROM cdp.profiles p WHERE p.portal = NEW.portal AND p.profile_id = NEW.into_profile)) AS c(customer_id);
+    PERFORM pg_catalog.pg_notify('cdp_identity_changes', NEW.portal);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER merges_record_change AFTER INSERT ON cdp.merges
+    FOR EACH ROW EXECUTE FUNCTION cdp.record_merge_change();
+CREATE TRIGGER merges_record_undo AFTER UPDATE OF undone_at ON cdp.merges
+    FOR EACH ROW WHEN (OLD.undone_at IS NULL AND NEW.undone_at IS NOT NULL) EXECUTE FUNCTION cdp.record_merge_change();
+
+CREATE FUNCTION cdp.record_suggestion_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO cdp.identity_changes (portal, kind, profile_id, customer_profile, customer_id, merge_id, detail)
+    SELECT NEW.portal, 'suggestion_accepted', NEW.profile_id, NEW.customer_profile,
+           (SELECT p.customer_id FROM cdp.profiles p WHERE p.portal = NEW.portal AND p.profile_id = NEW.customer_profile),
+           NEW.merge_id, jsonb_build_object('suggestion_id', NEW.suggestion_id, 'probability', NEW.probability);
+    PERFORM pg_catalog.pg_notify('cdp_identity_changes', NEW.portal);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER match_suggestions_record_change AFTER UPDATE OF status ON cdp.match_suggestions
+    FOR EACH ROW WHEN (OLD.status = 'open' AND NEW.status = 'accepted') EXECUTE FUNCTION cdp.record_suggestion_change();
+
+-- One page of the feed after the transaction `after_xact` (see above).
+-- Internal: cdp.changes_since is the API.
+CREATE FUNCTION cdp.feed_page(after_cursor bigint, page_rows integer)
+RETURNS TABLE (change_cursor bigint, change_id bigint, portal text, kind text, profile_id bigint, customer_profile bigint,
+               customer_id text, merge_id bigint, detail jsonb, changed_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    after_xact xid8;
+    horizon xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+    last_xact xid8;
+    portals text[] := ARRAY(SELECT cdp.usable_portals());
+BEGIN
+    IF after_cursor IS NULL OR after_cursor < 0 THEN
+        RAISE EXCEPTION 'cursor must be 0 or a cursor cdp.changes_since returned' USING ERRCODE = '22023';
+    END IF;
+    IF page_rows IS NULL OR page_rows < 1 OR page_rows > 100000 THEN
+        RAISE EXCEPTION 'max_rows must be between 1 and 100000' USING ERRCODE = '22023';
+    END IF;
+    after_xact := after_cursor::text::xid8;
+    -- The transaction of the page's last row: each portal's first page_rows rows, merged.
+    SELECT max(x.xact_id) INTO last_xact
+    FROM (SELECT c.xact_id
+          FROM pg_catalog.unnest(portals) AS p(name),
+               LATERAL (SELECT c.xact_id, c.change_id FROM cdp.identity_changes c
+                        WHERE c.portal = p.name AND c.xact_id > after_xact AND c.xact_id < horizon
+                        ORDER BY c.xact_id, c.change_id LIMIT page_rows) AS c
+          ORDER BY c.xact_id, c.change_id LIMIT page_rows) AS x;
+    IF last_xact IS NULL THEN
+        RETURN;
+    END IF;
+    -- Planned for these values (a generic plan cannot know how narrow the range is).
+    RETURN QUERY EXECUTE
+        'SELECT c.xact_id::text::bigint, c.change_id, c.portal, c.kind, c.profile_id, c.customer_profile, c.customer_id,
+                c.merge_id, c.detail, c.changed_at
+         FROM pg_catalog.unnest($1) AS p(name),
+              LATERAL (SELECT c.* FROM cdp.identity_changes c
+                       WHERE c.portal = p.name AND c.xact_id > $2 AND c.xact_id <= $3
+                       ORDER BY c.xact_id, c.change_id) AS c
+         ORDER BY c.xact_id, c.change_id'
+        USING portals, after_xact, last_xact;
+END
+$$;
+
+-- The changes after `cursor` (0: from the start) of every portal the caller
+-- may use, oldest first, at most about max_rows (a transaction's changes are
+-- never split, so a page may hold a few more). Pass back the last `cursor`
+-- received; an empty answer means nothing new is final yet.
+CREATE FUNCTION cdp.changes_since(cursor bigint DEFAULT 0, max_rows integer DEFAULT 1000)
+RETURNS TABLE (cursor bigint, change_id bigint, portal text, kind text, profile_id bigint, customer_profile bigint,
+               customer_id text, merge_id bigint, detail jsonb, changed_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM cdp.feed_page($1, $2)
+$$;
+
+-- Removes the changes a consumer has followed (up to and including `cursor`)
+-- in the caller's portal; returns how many. The feed otherwise keeps every change.
+CREATE FUNCTION cdp.prune_changes(cursor bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    removed bigint;
+BEGIN
+    IF prune_changes.cursor IS NULL OR prune_changes.cursor < 0 THEN
+        RAISE EXCEPTION 'cursor must be a cursor cdp.changes_since returned' USING ERRCODE = '22023';
+    END IF;
+    DELETE FROM cdp.identity_changes c WHERE c.portal = cdp.current_portal() AND c.xact_id <= prune_changes.cursor::text::xid8;
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN removed;
+END
+$$;
+
 -- Roles, privileges and pinned settings, as a fresh 0.2.0 install has them.
 DO $$
 BEGIN
@@ -545,6 +758,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cdp FROM PUBLIC;
 ALTER FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION cdp.track_batch(jsonb) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION cdp.identify(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.identify_outcome(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION cdp.unmerge(bigint, boolean) SET plan_cache_mode = force_generic_plan;
 
 -- Every function runs as the owner, with the settings it relies on pinned:
@@ -569,23 +783,25 @@ BEGIN
 END
 $$;
 -- Helpers that read no data: every group role.
-GRANT EXECUTE ON FUNCTION cdp.md5(text), cdp.sha256(text), cdp.normalize_email(text), cdp.normalize_phone(text, text),
+GRANT EXECUTE ON FUNCTION cdp.md5(text), cdp.sha256(text), cdp.normalize_email(text), cdp.normalize_phone(text, text), cdp.customer_id_for_email(text),
     cdp.junk_reason(text), cdp.new_uid(), cdp.current_portal(), cdp.usable_portals(), cdp.version()
     TO cdp_writer, cdp_reader, cdp_admin;
 
 GRANT EXECUTE ON FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz), cdp.track_batch(jsonb), cdp.identity_hash(text),
-    cdp.identify(text, text, jsonb, text, timestamptz), cdp.profile_of(text)
+    cdp.identify(text, text, jsonb, text, timestamptz), cdp.identify_outcome(text, text, jsonb, text, timestamptz), cdp.profile_of(text)
     TO cdp_writer;
 
 GRANT EXECUTE ON FUNCTION cdp.profile_of(text), cdp.root_of(bigint), cdp.family_of(bigint), cdp.profile(bigint),
-    cdp.customer_profile(text), cdp.events_of(bigint), cdp.profile_at(text, timestamptz), cdp.explain(bigint)
+    cdp.customer_profile(text), cdp.events_of(bigint, bigint, integer, boolean), cdp.profile_at(text, timestamptz), cdp.explain(bigint),
+    cdp.changes_since(bigint, integer)
     TO cdp_reader;
 GRANT SELECT ON cdp.customers, cdp.anonymous_profiles TO cdp_reader;
 GRANT SELECT ON cdp.portals TO cdp_writer, cdp_reader;
 
 GRANT EXECUTE ON FUNCTION cdp.unmerge(bigint, boolean), cdp.forget_customer(text), cdp.forget_uid(text),
     cdp.export_customer(text), cdp.accept_suggestion(bigint), cdp.reject_suggestion(bigint),
-    cdp.create_portal(text, jsonb), cdp.configure_portal(text, jsonb), cdp.grant_portal(text, text), cdp.revoke_portal(text, text)
+    cdp.create_portal(text, jsonb), cdp.configure_portal(text, jsonb), cdp.grant_portal(text, text), cdp.revoke_portal(text, text),
+    cdp.prune_changes(bigint)
     TO cdp_admin;
 
 -- Data people query the tables directly: cdp_reader may SELECT them, and
@@ -597,7 +813,7 @@ DO $$
 DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['profiles', 'uids', 'events', 'identifiers', 'profile_attributes', 'merges', 'merge_blocks',
-                             'identify_skips', 'match_suggestions', 'erasures', 'erased_uids'] LOOP
+                             'identify_skips', 'match_suggestions', 'erasures', 'erased_uids', 'identity_changes'] LOOP
         EXECUTE pg_catalog.format('ALTER TABLE cdp.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE pg_catalog.format(
             'CREATE POLICY usable_portals ON cdp.%I FOR SELECT TO cdp_reader USING (portal IN (SELECT cdp.usable_portals()))', t);

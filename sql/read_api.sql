@@ -95,15 +95,56 @@ SET search_path = pg_catalog, pg_temp AS $$
     SELECT cdp.profile(p.profile_id) FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.customer_id = $1
 $$;
 
--- The whole timeline of a profile and of every profile merged into it, oldest first.
-CREATE FUNCTION cdp.events_of(profile_id bigint)
+-- The timeline of a profile and of every profile merged into it, oldest first
+-- (newest first with newest_first), a page at a time: at most max_rows events
+-- (NULL: all), after the event after_event (the last one of the previous page)
+-- in that order. Each profile's events are read from its index in order and
+-- only as many as the page needs, so a page costs what the same query on
+-- cdp.events does.
+CREATE FUNCTION cdp.events_of(profile_id bigint, after_event bigint DEFAULT NULL, max_rows integer DEFAULT NULL,
+                              newest_first boolean DEFAULT false)
 RETURNS TABLE (event_id bigint, uid text, category text, action text, event_time timestamptz, payload jsonb)
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload
-    FROM cdp.family_of($1) AS f(profile_id),
-         LATERAL (SELECT e.* FROM cdp.events e WHERE e.portal = cdp.current_portal() AND e.profile_id = f.profile_id OFFSET 0) AS e
-    ORDER BY e.event_time, e.event_id
+DECLARE
+    here text := cdp.current_portal();
+    after_time timestamptz;
+    after_id bigint := events_of.after_event;
+BEGIN
+    IF events_of.profile_id IS NULL THEN
+        RETURN;
+    END IF;
+    IF events_of.max_rows < 0 THEN
+        RAISE EXCEPTION 'max_rows must not be negative' USING ERRCODE = '22023';
+    END IF;
+    IF after_id IS NOT NULL THEN
+        SELECT e.event_time INTO after_time FROM cdp.events e WHERE e.portal = here AND e.event_id = after_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'after_event % is not an event of portal "%"', after_id, here USING ERRCODE = '22023';
+        END IF;
+    ELSIF coalesce(events_of.newest_first, false) THEN
+        after_time := 'infinity'; after_id := 9223372036854775807;
+    ELSE
+        after_time := '-infinity'; after_id := -9223372036854775808;
+    END IF;
+    IF coalesce(events_of.newest_first, false) THEN
+        RETURN QUERY
+        SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload
+        FROM cdp.family_of(events_of.profile_id) AS f(member),
+             LATERAL (SELECT e.* FROM cdp.events e
+                      WHERE e.portal = here AND e.profile_id = f.member AND (e.event_time, e.event_id) < (after_time, after_id)
+                      ORDER BY e.event_time DESC, e.event_id DESC LIMIT events_of.max_rows) AS e
+        ORDER BY e.event_time DESC, e.event_id DESC LIMIT events_of.max_rows;
+    ELSE
+        RETURN QUERY
+        SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload
+        FROM cdp.family_of(events_of.profile_id) AS f(member),
+             LATERAL (SELECT e.* FROM cdp.events e
+                      WHERE e.portal = here AND e.profile_id = f.member AND (e.event_time, e.event_id) > (after_time, after_id)
+                      ORDER BY e.event_time, e.event_id LIMIT events_of.max_rows) AS e
+        ORDER BY e.event_time, e.event_id LIMIT events_of.max_rows;
+    END IF;
+END
 $$;
 
 -- The profile a UID belonged to at a past moment: its own profile then

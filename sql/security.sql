@@ -43,6 +43,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cdp FROM PUBLIC;
 ALTER FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION cdp.track_batch(jsonb) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION cdp.identify(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.identify_outcome(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION cdp.unmerge(bigint, boolean) SET plan_cache_mode = force_generic_plan;
 
 -- Every function runs as the owner, with the settings it relies on pinned:
@@ -67,23 +68,25 @@ BEGIN
 END
 $$;
 -- Helpers that read no data: every group role.
-GRANT EXECUTE ON FUNCTION cdp.md5(text), cdp.sha256(text), cdp.normalize_email(text), cdp.normalize_phone(text, text),
+GRANT EXECUTE ON FUNCTION cdp.md5(text), cdp.sha256(text), cdp.normalize_email(text), cdp.normalize_phone(text, text), cdp.customer_id_for_email(text),
     cdp.junk_reason(text), cdp.new_uid(), cdp.current_portal(), cdp.usable_portals(), cdp.version()
     TO cdp_writer, cdp_reader, cdp_admin;
 
 GRANT EXECUTE ON FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz), cdp.track_batch(jsonb), cdp.identity_hash(text),
-    cdp.identify(text, text, jsonb, text, timestamptz), cdp.profile_of(text)
+    cdp.identify(text, text, jsonb, text, timestamptz), cdp.identify_outcome(text, text, jsonb, text, timestamptz), cdp.profile_of(text)
     TO cdp_writer;
 
 GRANT EXECUTE ON FUNCTION cdp.profile_of(text), cdp.root_of(bigint), cdp.family_of(bigint), cdp.profile(bigint),
-    cdp.customer_profile(text), cdp.events_of(bigint), cdp.profile_at(text, timestamptz), cdp.explain(bigint)
+    cdp.customer_profile(text), cdp.events_of(bigint, bigint, integer, boolean), cdp.profile_at(text, timestamptz), cdp.explain(bigint),
+    cdp.changes_since(bigint, integer)
     TO cdp_reader;
 GRANT SELECT ON cdp.customers, cdp.anonymous_profiles TO cdp_reader;
 GRANT SELECT ON cdp.portals TO cdp_writer, cdp_reader;
 
 GRANT EXECUTE ON FUNCTION cdp.unmerge(bigint, boolean), cdp.forget_customer(text), cdp.forget_uid(text),
     cdp.export_customer(text), cdp.accept_suggestion(bigint), cdp.reject_suggestion(bigint),
-    cdp.create_portal(text, jsonb), cdp.configure_portal(text, jsonb), cdp.grant_portal(text, text), cdp.revoke_portal(text, text)
+    cdp.create_portal(text, jsonb), cdp.configure_portal(text, jsonb), cdp.grant_portal(text, text), cdp.revoke_portal(text, text),
+    cdp.prune_changes(bigint)
     TO cdp_admin;
 
 -- Data people query the tables directly: cdp_reader may SELECT them, and
@@ -95,7 +98,7 @@ DO $$
 DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['profiles', 'uids', 'events', 'identifiers', 'profile_attributes', 'merges', 'merge_blocks',
-                             'identify_skips', 'match_suggestions', 'erasures', 'erased_uids'] LOOP
+                             'identify_skips', 'match_suggestions', 'erasures', 'erased_uids', 'identity_changes'] LOOP
         EXECUTE pg_catalog.format('ALTER TABLE cdp.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE pg_catalog.format(
             'CREATE POLICY usable_portals ON cdp.%I FOR SELECT TO cdp_reader USING (portal IN (SELECT cdp.usable_portals()))', t);

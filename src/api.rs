@@ -71,6 +71,39 @@ fn identify(
     identify_type: default!(Option<&str>, "'exact'"),
     identify_time: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> i64 {
+    trusted_identify(uid, customer_id, attributes, identify_type, identify_time).customer
+}
+
+/// `identify`, answering what happened: `{"profile_id", "outcome"
+/// (created | linked | reassigned | unchanged), "merged_profiles",
+/// "reassigned_from", "skipped"}`.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn identify_outcome(
+    uid: Option<&str>,
+    customer_id: Option<&str>,
+    attributes: default!(Option<JsonbArg>, "'{}'"),
+    identify_type: default!(Option<&str>, "'exact'"),
+    identify_time: default!(Option<TimestampWithTimeZone>, "now()"),
+) -> JsonB {
+    let outcome = trusted_identify(uid, customer_id, attributes, identify_type, identify_time);
+    JsonB(serde_json::json!({
+        "profile_id": outcome.customer,
+        "outcome": outcome.uid_outcome.as_str(),
+        "merged_profiles": outcome.merged,
+        "reassigned_from": outcome.reassigned_from,
+        "skipped": outcome.skips.iter().map(|s| serde_json::json!({"field": s.field, "value": s.value, "reason": s.reason})).collect::<Vec<_>>(),
+    }))
+}
+
+/// A backend's identify (trusted), with its skips recorded.
+fn trusted_identify(
+    uid: Option<&str>,
+    customer_id: Option<&str>,
+    attributes: Option<JsonbArg>,
+    identify_type: Option<&str>,
+    identify_time: Option<TimestampWithTimeZone>,
+) -> identity::IdentifyOutcome {
     in_portal(|client, portal| {
         let input = IdentifyInput {
             uid,
@@ -85,7 +118,7 @@ fn identify(
         let request = IdentifyRequest::new(input, &portal.settings).or_raise();
         let outcome = identity::identify(client, portal, &request);
         skips::record(client, &portal.name, &request.uid, None, &outcome.skips);
-        outcome.customer
+        outcome
     })
 }
 
@@ -253,6 +286,21 @@ fn sha256_hex(input: &str) -> String {
 #[search_path(pg_catalog, pg_temp)]
 fn normalize_email(input: &str) -> Option<String> {
     identifiers::normalize_email(input)
+}
+
+/// The customer id the seed's sign-in derives from an email, computed the
+/// one documented way: `md5(normalize_email(email))` (trimmed, lowercased,
+/// domain in IDNA form, Gmail dots and +tags removed). 22023 when the text
+/// is not a usable address.
+#[pg_extern(immutable, parallel_safe, strict)]
+#[search_path(pg_catalog, pg_temp)]
+fn customer_id_for_email(email: &str) -> String {
+    match identifiers::normalize_email(email) {
+        Some(normalized) => identifiers::md5_hex(&normalized),
+        None => CdpError::invalid("email is not a usable email address")
+            .with_hint("An address such as user@example.com; placeholders (undefined@..., null@...) are refused.")
+            .raise(),
+    }
 }
 
 /// The phone number in E.164 (a national number read in `region`, an ISO

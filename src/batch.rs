@@ -12,7 +12,7 @@ use crate::errors::{CdpError, CdpResult, ErrorKind};
 use crate::identity::suppression;
 use crate::ingest::{self, changes};
 use crate::jsonb::{Container, JsonbArg, Value};
-use crate::payload::{scalar_text, time_value};
+use crate::payload::{string_text, time_value};
 use crate::portal::{self, Portal};
 use crate::request::{Claim, EventTime, StoredPayload, TrackRequest};
 
@@ -67,10 +67,21 @@ pub fn read_items<'a>(events: &'a JsonbArg, now: TimestampWithTimeZone, portal: 
         .collect())
 }
 
+/// The keys a batch item may have.
+const ITEM_KEYS: [&str; 5] = ["uid", "category", "action", "payload", "event_time"];
+
 fn read_item<'a>(item: Container<'a>, now: TimestampWithTimeZone, portal: &Portal) -> CdpResult<TrackRequest<'a>> {
-    let uid = scalar_text(item.get("uid"), "uid")?;
-    let category = scalar_text(item.get("category"), "category")?;
-    let action = scalar_text(item.get("action"), "action")?;
+    // A misspelt key ("timestamp" for "event_time") would be silently ignored: refuse the item instead.
+    if let Some((key, _)) = item.entries().into_iter().find(|(key, _)| !ITEM_KEYS.iter().any(|k| k.as_bytes() == *key)) {
+        return Err(CdpError::invalid(format!(
+            "a batch item has the unknown key \"{}\"; the keys are {}",
+            String::from_utf8_lossy(key).chars().take(64).collect::<String>(),
+            ITEM_KEYS.join(", ")
+        )));
+    }
+    let uid = string_text(item.get("uid"), "uid")?;
+    let category = string_text(item.get("category"), "category")?;
+    let action = string_text(item.get("action"), "action")?;
     let event_time = match time_value(item.get("event_time"), "event_time")? {
         Some(sent) => EventTime::Sent(sent),
         None => EventTime::At(now),

@@ -84,10 +84,23 @@ const ERASE: &str = "
          ),
          erasure AS (
              INSERT INTO cdp.erasures (portal, kind, subject_hash, counts) SELECT $5, $3, $4, c FROM counts RETURNING erasure_id, counts
+         ),
+         -- The change feed: earlier rows about the subject lose its customer id and details,
+         -- and the erasure is announced with the erased profile ids (no personal data).
+         scrubbed AS (
+             UPDATE cdp.identity_changes c SET customer_id = NULL, detail = '{}'
+             WHERE c.portal = $5
+               AND (c.profile_id = ANY($1) OR c.customer_profile = ANY($1) OR c.merge_id = ANY(ARRAY(SELECT merge_id FROM doomed_merges)))
+         ),
+         announced AS (
+             INSERT INTO cdp.identity_changes (portal, kind, detail)
+             SELECT $5, 'erasure', pg_catalog.jsonb_build_object('erasure_id', erasure.erasure_id, 'subject', $3, 'profiles', pg_catalog.to_jsonb($1))
+             FROM erasure
+             RETURNING pg_catalog.pg_notify('cdp_identity_changes', $5)
          )
     SELECT erasure.erasure_id,
            erasure.counts OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('erasure_id', erasure.erasure_id) AS report
-    FROM erasure";
+    FROM erasure, (SELECT count(*) FROM announced) AS feed";
 
 /// What one erasure removes.
 struct Subject<'a> {

@@ -170,7 +170,10 @@ pub fn constant_device_reason(value: &str, extra: &[String]) -> Option<&'static 
 pub fn normalize_email(value: &str) -> Option<String> {
     let v = value.trim().to_lowercase();
     let (local, domain) = v.rsplit_once('@')?;
-    if local.is_empty() || local.contains('@') || v.chars().any(|c| c.is_whitespace() || c.is_control()) || junk_reason(local).is_some() {
+    // Only values that mean "missing" make the local part junk: test@, user@ or info@ are real mailboxes.
+    let missing = matches!(local, "null" | "undefined" | "none" | "nan" | "nil" | "[object object]" | "n/a" | "unknown" | "anonymous")
+        || local.chars().all(|c| c == '0' || c == '-');
+    if local.is_empty() || local.contains('@') || v.chars().any(|c| c.is_whitespace() || c.is_control()) || missing {
         return None;
     }
     let domain = idna::domain_to_ascii(domain).ok()?;

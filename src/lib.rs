@@ -54,6 +54,7 @@ pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/read_api.sql", name = "read_api", requires = [api::current_portal, api::usable_portals]);
+extension_sql_file!("../sql/changes.sql", name = "changes", requires = ["read_api"]);
 extension_sql_file!("../sql/security.sql", name = "security", finalize);
 
 #[pg_guard]

@@ -135,6 +135,15 @@ pub fn scalar_text(value: Option<Value<'_>>, path: &str) -> CdpResult<Option<Str
     }
 }
 
+/// A JSON string (a number is refused: a UID, category or action is text).
+pub fn string_text(value: Option<Value<'_>>, path: &str) -> CdpResult<Option<String>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::String(_)) => Ok(v.as_text().map(|t| t.into_owned())),
+        Some(other) => Err(CdpError::invalid(format!("{path} must be a JSON string, not {}", other.type_name()))),
+    }
+}
+
 /// A time: text (ISO 8601 or the SDK's local form) or a number of epoch
 /// milliseconds; null and absent are None.
 pub fn time_value(value: Option<Value<'_>>, path: &str) -> CdpResult<Option<TimeValue>> {

@@ -34,6 +34,8 @@ TABLES = ("profiles", "uids", "events", "identifiers", "profile_attributes", "me
 
 # Tables of one row by design, where a scan is the right plan.
 ONE_ROW = {"install_key"}
+# Statements that list a whole small table on purpose: every portal (for a superuser's change feed).
+LISTINGS = ("SELECT portal FROM cdp.portal_settings UNION SELECT 'default'",)
 
 # Profile ids from 100,001 up, clear of the profiles the first round made.
 GROW = """
@@ -63,6 +65,11 @@ SELECT 'default', 'merge', 108000 + g, 100001 + g % 8000, 'device_id', 'g-dev-' 
 FROM generate_series(1, 40000, 20) g;
 INSERT INTO cdp.merge_blocks (portal, from_profile, into_profile, evidence, merge_id)
 SELECT 'default', from_profile, into_profile, ARRAY['device_id:' || evidence], merge_id FROM cdp.merges WHERE undone_at IS NOT NULL AND reason = 'device_id';
+-- the change feed of those decisions
+-- (each decision in its own transaction, as identifies are: the xid is set by hand)
+INSERT INTO cdp.identity_changes (portal, kind, profile_id, customer_profile, customer_id, merge_id, xact_id)
+SELECT 'default', 'merge', m.from_profile, m.into_profile, 'gc-' || (m.into_profile - 100000), m.merge_id, (3 + m.merge_id)::text::xid8
+FROM cdp.merges m;
 -- predicted matches waiting for review or rejected: 20,000
 INSERT INTO cdp.match_suggestions (portal, profile_id, customer_profile, probability, signals, status)
 SELECT 'default', 108000 + g, 100001 + g % 8000, 0.7, '{}', CASE WHEN g % 3 = 0 THEN 'rejected' ELSE 'open' END
@@ -132,6 +139,9 @@ def calls(r):
         ("profile", f"SELECT cdp.profile(cdp.profile_of('g-uid-{702 + 2 * r}'))"),
         ("customer_profile", f"SELECT cdp.customer_profile('gc-{10 + r}')"),
         ("events_of", f"SELECT count(*) FROM cdp.events_of(cdp.profile_of('g-uid-{704 + 2 * r}'))"),
+        ("events_of a page", f"SELECT count(*) FROM cdp.events_of(cdp.profile_of('g-uid-{704 + 2 * r}'), NULL, 20, true)"),
+        ("identify_outcome", f"SELECT cdp.identify_outcome('g-uid-{731 + 2 * r}', 'gc-{7200 + r}')"),
+        ("changes_since", "SELECT count(*) FROM cdp.changes_since(0, 100)"),
         ("root_of / family_of", f"SELECT cdp.root_of(cdp.profile_of('g-uid-{708 + r}')), (SELECT count(*) FROM cdp.family_of(cdp.profile_of('g-uid-{710 + 2 * r}')))"),
         ("profile_at", f"SELECT cdp.profile_at('g-uid-{706 + 2 * r}', now())"),
         ("explain", f"SELECT cdp.explain(cdp.profile_of('g-uid-{720 + 2 * r}'))"),
@@ -216,7 +226,8 @@ def check(state, found, hot_labels, top_level, failures):
             failures.append(f"{state}: {label}: JIT-compiled: {text.strip()[:160]}")
         if label in hot_labels:
             for node in nodes(plan["Plan"]):
-                if node.get("Node Type") == "Seq Scan" and node.get("Schema") == "cdp" and node["Relation Name"] not in ONE_ROW:
+                if node.get("Node Type") == "Seq Scan" and node.get("Schema") == "cdp" and node["Relation Name"] not in ONE_ROW \
+                        and not any(text.lstrip().startswith(listing) for listing in LISTINGS):
                     failures.append(f"{state}: {label}: Seq Scan on cdp.{node['Relation Name']} in: {' '.join(text.split())[:200]}")
     return jit_seen_in_control
 

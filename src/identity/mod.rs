@@ -32,8 +32,36 @@ use pgrx::spi::SpiClient;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+/// What an identify did with its UID.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UidOutcome {
+    /// A new customer profile was made for it.
+    Created,
+    /// It joined an existing customer.
+    Linked,
+    /// It moved from another customer (a shared browser).
+    Reassigned,
+    /// It already was this customer's, or could not be attached (a junk
+    /// UID, an undone merge): see the skips.
+    Unchanged,
+}
+
+impl UidOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UidOutcome::Created => "created",
+            UidOutcome::Linked => "linked",
+            UidOutcome::Reassigned => "reassigned",
+            UidOutcome::Unchanged => "unchanged",
+        }
+    }
+}
+
 pub struct IdentifyOutcome {
     pub customer: i64,
+    pub uid_outcome: UidOutcome,
+    /// The customer the UID moved from, when reassigned.
+    pub reassigned_from: Option<i64>,
     /// Identifier values that were refused, and profiles over the merge cap.
     pub skips: Vec<Skip>,
     /// The anonymous profiles merged into the customer.
@@ -47,7 +75,7 @@ pub fn identify(client: &mut SpiClient<'_>, portal: &Portal, req: &IdentifyReque
         // A backend's identify is a new decision about the UID; a payload claim is not.
         suppression::lift(client, here, &req.uid);
     }
-    let customer = profiles::find_or_create_customer(client, here, &req.customer_id, req.identify_time);
+    let (customer, created) = profiles::find_or_create_customer(client, here, &req.customer_id, req.identify_time);
     let decision = Decision { uid: Some(&req.uid), identify_type: req.identify_type, identify_time: req.identify_time };
 
     // The identifying UID's own profile: merge it, keep it, or move the UID.
@@ -56,22 +84,39 @@ pub fn identify(client: &mut SpiClient<'_>, portal: &Portal, req: &IdentifyReque
     let mut shared_browser = false;
     let blocks = blocks::for_customer(client, here, customer);
     let uid_evidence = format!("uid:{}", req.uid);
-    match uids::resolve(client, here, &req.uid) {
+    let joined = if created { UidOutcome::Created } else { UidOutcome::Linked };
+    let mut reassigned_from = None;
+    let uid_outcome = match uids::resolve(client, here, &req.uid) {
         // A placeholder UID is never attached to anybody (the skip is in req.skips).
-        _ if req.junk_uid.is_some() => {}
+        _ if req.junk_uid.is_some() => {
+            if created {
+                UidOutcome::Created
+            } else {
+                UidOutcome::Unchanged
+            }
+        }
         // Under the portal's identity lock nobody else creates UIDs, so this insert always wins.
-        None => _ = uids::map(client, here, &req.uid, customer, req.identify_time),
-        Some(s) if s.root == customer => evidence_profile = Some(s.own_profile),
-        Some(s) if blocks::is_blocked(&blocks, s.root, &uid_evidence, req.identify_time) => {}
+        None => {
+            uids::map(client, here, &req.uid, customer, req.identify_time);
+            joined
+        }
+        Some(s) if s.root == customer => {
+            evidence_profile = Some(s.own_profile);
+            UidOutcome::Unchanged
+        }
+        Some(s) if blocks::is_blocked(&blocks, s.root, &uid_evidence, req.identify_time) => UidOutcome::Unchanged,
         Some(s) if !s.root_is_customer => {
             candidates.insert(s.root, (Reason::Uid, req.uid.clone()));
             evidence_profile = Some(s.own_profile);
+            joined
         }
         Some(s) => {
             merges::reassign_uid(client, here, &req.uid, s.root, customer, &decision);
             shared_browser = true;
+            reassigned_from = Some(s.root);
+            UidOutcome::Reassigned
         }
-    }
+    };
 
     identifiers::add(client, here, customer, &req.person, true);
     // The identify's own attributes first: merged profiles only fill gaps.
@@ -140,7 +185,7 @@ pub fn identify(client: &mut SpiClient<'_>, portal: &Portal, req: &IdentifyReque
         let (reason, evidence) = &candidates[profile_id];
         merges::merge(client, here, *profile_id, customer, *reason, evidence, &decision);
     }
-    IdentifyOutcome { customer, skips, merged }
+    IdentifyOutcome { customer, uid_outcome, reassigned_from, skips, merged }
 }
 
 /// Live anonymous profiles sharing a user agent, a device id or an IP network

@@ -78,8 +78,9 @@ pub fn create_anonymous(client: &mut SpiClient<'_>, portal: &str, firsts: &[NewU
 
 /// The customer profile of a customer id, created when the id is new; its
 /// `identified_at` is the earliest identify time seen.
-pub fn find_or_create_customer(client: &mut SpiClient<'_>, portal: &str, customer_id: &str, at: TimestampWithTimeZone) -> i64 {
-    exec(
+/// The customer's profile, made when the customer id is new; true when this call made it.
+pub fn find_or_create_customer(client: &mut SpiClient<'_>, portal: &str, customer_id: &str, at: TimestampWithTimeZone) -> (i64, bool) {
+    let row = exec(
         client,
         "WITH found AS (
              SELECT profile_id, identified_at FROM cdp.profiles WHERE portal = $3 AND customer_id = $1
@@ -91,11 +92,11 @@ pub fn find_or_create_customer(client: &mut SpiClient<'_>, portal: &str, custome
              SELECT $3, $1, $2 WHERE NOT EXISTS (SELECT FROM found)
              RETURNING profile_id
          )
-         SELECT profile_id FROM found UNION ALL SELECT profile_id FROM created",
+         SELECT profile_id, false AS created FROM found UNION ALL SELECT profile_id, true FROM created",
         &[customer_id.into(), at.into(), portal.into()],
     )
-    .one()
-    .value("profile_id")
+    .one();
+    (row.value("profile_id"), row.value("created"))
 }
 
 /// Writes the last-value and/or the first-touch system attributes of a
