@@ -211,11 +211,24 @@ def reads(cfg):
              SELECT 'default', cdp.profile_of('rd-' || i), 'rd-' || i, 'pageview', 'view', now() - j * interval '1 second', 's' || j / 20, '{{"context": {{}}}}'
              FROM generate_series(1, {uids}) i, generate_series(1, {per_uid - 1}) j;
              SELECT count(cdp.identify('rd-' || i, 'rd-customer')) FROM generate_series(1, {uids}) i;
+             -- a visitor whose timeline is one profile, as long as the customer's
+             SELECT cdp.track_event('rd-solo', 'pageview', 'view');
+             INSERT INTO cdp.events (portal, profile_id, uid, category, action, event_time, session_id, payload)
+             SELECT 'default', cdp.profile_of('rd-solo'), 'rd-solo', 'pageview', 'view', now() - j * interval '1 second', 's' || j / 20, '{{"context": {{}}}}'
+             FROM generate_series(1, {events - 1}) j;
              INSERT INTO plain_events (profile_id, uid, category, action, event_time, session_id, payload)
              SELECT 777, 'rd-' || i, 'pageview', 'view', now() - j * interval '1 second', 's' || j / 20, '{{"context": {{}}}}'
              FROM generate_series(1, {uids}) i, generate_series(1, {per_uid}) j;
              ANALYZE;""")
     customer = psql("SELECT cdp.customer_profile('rd-customer')->>'profile_id'")
+    solo = psql("SELECT cdp.profile_of('rd-solo')")
+    # A page in the middle: after the 1,000th newest event (the cursor a client would hold).
+    mid_c = psql(f"SELECT event_id FROM cdp.events_of({customer}, NULL, 1000, true) ORDER BY event_time, event_id LIMIT 1")
+    mid_s = psql(f"SELECT event_id FROM cdp.events_of({solo}, NULL, 1000, true) ORDER BY event_time, event_id LIMIT 1")
+    mid_p = psql("SELECT event_time || '|' || event_id FROM (SELECT * FROM plain_events WHERE profile_id = 777 "
+                 "ORDER BY event_time DESC, event_id DESC LIMIT 1000) t ORDER BY event_time, event_id LIMIT 1").split("|")
+    plain_page = ("SELECT count(*) FROM (SELECT * FROM plain_events WHERE profile_id = 777 AND (event_time, event_id) < "
+                  f"('{mid_p[0]}', {mid_p[1]}) ORDER BY event_time DESC, event_id DESC LIMIT 20) t")
     checks = psql(f"SELECT jsonb_array_length(cdp.profile({customer})->'uids') || ' ' || (cdp.profile({customer})->>'event_count')")
     n = max(cfg["reps"], 5)
     cases = {
@@ -223,6 +236,10 @@ def reads(cfg):
                                  "SELECT count(*), count(DISTINCT session_id), min(event_time), max(event_time) FROM plain_events WHERE profile_id = 777"),
         "cdp.events_of (whole timeline)": (f"SELECT count(*) FROM (SELECT * FROM cdp.events_of({customer})) t",
                                            "SELECT count(*) FROM (SELECT * FROM plain_events WHERE profile_id = 777 ORDER BY event_time, event_id) t"),
+        # Keyset paging: a page of 20, newest first, after a cursor 1,000 events deep, against the same page read
+        # from one index (what a hand-written query on a single table costs).
+        "cdp.events_of, a page of 20 (one-profile timeline)": (f"SELECT count(*) FROM cdp.events_of({solo}, {mid_s}, 20, true)", plain_page),
+        f"cdp.events_of, a page of 20 ({uids}-profile customer)": (f"SELECT count(*) FROM cdp.events_of({customer}, {mid_c}, 20, true)", plain_page),
     }
     results = {}
     for name, (ours, base) in cases.items():

@@ -346,29 +346,48 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     here text := cdp.current_portal();
+    newest boolean := coalesce(events_of.newest_first, false);
+    root bigint;
+    members bigint[];
     after_time timestamptz;
     after_id bigint := events_of.after_event;
 BEGIN
-    IF events_of.profile_id IS NULL THEN
-        RETURN;
-    END IF;
     IF events_of.max_rows < 0 THEN
         RAISE EXCEPTION 'max_rows must not be negative' USING ERRCODE = '22023';
     END IF;
+    -- The family, read here rather than through cdp.family_of: a SQL function
+    -- that cannot be inlined is planned again on every call.
+    SELECT coalesce(p.merged_into, p.profile_id) INTO root FROM cdp.profiles p WHERE p.portal = here AND p.profile_id = events_of.profile_id;
+    IF root IS NULL THEN
+        RETURN;
+    END IF;
+    members := ARRAY(SELECT root UNION ALL SELECT p.profile_id FROM cdp.profiles p WHERE p.portal = here AND p.merged_into = root);
     IF after_id IS NOT NULL THEN
         SELECT e.event_time INTO after_time FROM cdp.events e WHERE e.portal = here AND e.event_id = after_id;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'after_event % is not an event of portal "%"', after_id, here USING ERRCODE = '22023';
         END IF;
-    ELSIF coalesce(events_of.newest_first, false) THEN
+    ELSIF newest THEN
         after_time := 'infinity'; after_id := 9223372036854775807;
     ELSE
         after_time := '-infinity'; after_id := -9223372036854775808;
     END IF;
-    IF coalesce(events_of.newest_first, false) THEN
+    IF cardinality(members) = 1 AND newest THEN
+        -- One profile: exactly the direct index query.
+        RETURN QUERY
+        SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload FROM cdp.events e
+        WHERE e.portal = here AND e.profile_id = root AND (e.event_time, e.event_id) < (after_time, after_id)
+        ORDER BY e.event_time DESC, e.event_id DESC LIMIT events_of.max_rows;
+    ELSIF cardinality(members) = 1 THEN
+        RETURN QUERY
+        SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload FROM cdp.events e
+        WHERE e.portal = here AND e.profile_id = root AND (e.event_time, e.event_id) > (after_time, after_id)
+        ORDER BY e.event_time, e.event_id LIMIT events_of.max_rows;
+    ELSIF newest THEN
+        -- Several: each profile's page from its index, merged.
         RETURN QUERY
         SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload
-        FROM cdp.family_of(events_of.profile_id) AS f(member),
+        FROM pg_catalog.unnest(members) AS f(member),
              LATERAL (SELECT e.* FROM cdp.events e
                       WHERE e.portal = here AND e.profile_id = f.member AND (e.event_time, e.event_id) < (after_time, after_id)
                       ORDER BY e.event_time DESC, e.event_id DESC LIMIT events_of.max_rows) AS e
@@ -376,7 +395,7 @@ BEGIN
     ELSE
         RETURN QUERY
         SELECT e.event_id, e.uid, e.category, e.action, e.event_time, e.payload
-        FROM cdp.family_of(events_of.profile_id) AS f(member),
+        FROM pg_catalog.unnest(members) AS f(member),
              LATERAL (SELECT e.* FROM cdp.events e
                       WHERE e.portal = here AND e.profile_id = f.member AND (e.event_time, e.event_id) > (after_time, after_id)
                       ORDER BY e.event_time, e.event_id LIMIT events_of.max_rows) AS e
