@@ -124,10 +124,52 @@ ALTER TABLE cdp.erasures ADD CONSTRAINT erasures_pkey PRIMARY KEY (portal, erasu
 ALTER TABLE cdp.erased_uids ADD CONSTRAINT erased_uids_pkey PRIMARY KEY (portal, uid_hash),
     ADD CONSTRAINT erased_uids_erasure_id_fkey FOREIGN KEY (portal, erasure_id) REFERENCES cdp.erasures (portal, erasure_id);
 
+
+-- Shared computers (new tables; their indexes are made below with the others).
+ALTER TABLE cdp.uids ADD COLUMN shared boolean NOT NULL DEFAULT false;
+ALTER TABLE cdp.merges DROP CONSTRAINT merges_reason_check,
+    ADD CONSTRAINT merges_reason_check CHECK (reason IN ('uid', 'device_id', 'email', 'phone', 'identify_id', 'predict', 'session'));
+-- Shared computers. Every identify notes which customer was identified on
+-- which device id and UID, as of its identify_time; a device id or UID
+-- identified as two or more customers within the portal's
+-- shared_device_window is shared: it no longer links anonymous profiles by
+-- device, and its UIDs start a new anonymous profile per session.
+CREATE TABLE cdp.identified_on (
+    portal           text NOT NULL,
+    kind             text NOT NULL,
+    value            text NOT NULL,
+    customer_profile bigint NOT NULL,
+    first_at         timestamptz NOT NULL,
+    last_at          timestamptz NOT NULL,
+    CONSTRAINT identified_on_pkey PRIMARY KEY (portal, kind, value, customer_profile),
+    CONSTRAINT identified_on_kind_check CHECK (kind IN ('device_id', 'uid')),
+    CONSTRAINT identified_on_customer_profile_fkey FOREIGN KEY (portal, customer_profile) REFERENCES cdp.profiles (portal, profile_id)
+);
+
+-- The decision that a device id or UID is shared, with its evidence (how many
+-- customers, within which window); an admin clears it with cdp.clear_shared
+-- (then only identifies after cleared_at count as evidence again).
+CREATE TABLE cdp.shared_devices (
+    portal      text NOT NULL,
+    kind        text NOT NULL,
+    value       text NOT NULL,
+    -- the identify_time of the identify that revealed it, and when that ran
+    detected_at timestamptz NOT NULL,
+    decided_at  timestamptz NOT NULL DEFAULT now(),
+    evidence    jsonb NOT NULL,
+    cleared_at  timestamptz,
+    cleared_by  text,
+    CONSTRAINT shared_devices_pkey PRIMARY KEY (portal, kind, value),
+    CONSTRAINT shared_devices_kind_check CHECK (kind IN ('device_id', 'uid'))
+);
+
+SELECT pg_catalog.pg_extension_config_dump('cdp.identified_on', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.shared_devices', '');
 -- Indexes: those of 0.1 again, leading with the portal, and new ones on
 -- every column erasure and unmerge find rows by.
 CREATE INDEX profiles_merged_into_idx ON cdp.profiles (portal, merged_into) WHERE merged_into IS NOT NULL;
 CREATE INDEX uids_profile_idx ON cdp.uids (portal, profile_id);
+CREATE INDEX uids_device_idx ON cdp.uids (portal, last_device_id) WHERE last_device_id IS NOT NULL;
 CREATE INDEX events_profile_time_idx ON cdp.events (portal, profile_id, event_time, event_id);
 CREATE UNIQUE INDEX events_message_id_key ON cdp.events (portal, message_id) WHERE message_id IS NOT NULL;
 CREATE INDEX identifiers_profile_idx ON cdp.identifiers (portal, profile_id);
@@ -144,6 +186,7 @@ CREATE UNIQUE INDEX match_suggestions_open_key ON cdp.match_suggestions (portal,
 CREATE INDEX match_suggestions_profile_idx ON cdp.match_suggestions (portal, profile_id);
 CREATE INDEX match_suggestions_customer_idx ON cdp.match_suggestions (portal, customer_profile);
 CREATE INDEX match_suggestions_merge_idx ON cdp.match_suggestions (portal, merge_id) WHERE merge_id IS NOT NULL;
+CREATE INDEX identified_on_customer_idx ON cdp.identified_on (portal, customer_profile);
 CREATE INDEX erased_uids_erasure_idx ON cdp.erased_uids (portal, erasure_id);
 
 -- pg_dump keeps the new tables' data too.
@@ -195,6 +238,15 @@ VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'cdp_identity-0.2.0', 'identify_outcome_wrapper';
+
+CREATE FUNCTION cdp."clear_shared"(
+	"kind" TEXT, /* Option < & str > */
+	"value" TEXT /* Option < & str > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'clear_shared_wrapper';
 
 CREATE FUNCTION cdp."current_portal"() RETURNS TEXT /* String */
 STRICT STABLE PARALLEL UNSAFE
@@ -471,7 +523,21 @@ SET search_path = pg_catalog, pg_temp AS $$
         'attributes', (SELECT coalesce(jsonb_object_agg(a.key, jsonb_build_object(
                               'value', a.value, 'source', a.source, 'set_at', a.set_at, 'from_profile', a.source_profile)), '{}')
                        FROM cdp.profile_attributes a WHERE a.portal = root.portal AND a.profile_id = root.profile_id),
-        'decisions', (SELECT coalesce(jsonb_agg(to_jsonb(d) ORDER BY d.merge_id), '[]') FROM decision d)
+        'decisions', (SELECT coalesce(jsonb_agg(to_jsonb(d) ORDER BY d.merge_id), '[]') FROM decision d),
+        -- The profile's UIDs and devices found shared: the decision, its evidence,
+        -- and the customer profiles identified on them.
+        'shared', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                          'kind', s.kind, 'value', s.value, 'shared', s.cleared_at IS NULL, 'detected_at', s.detected_at,
+                          'decided_at', s.decided_at, 'evidence', s.evidence, 'cleared_at', s.cleared_at, 'cleared_by', s.cleared_by,
+                          'customer_profiles', (SELECT jsonb_agg(o.customer_profile ORDER BY o.first_at) FROM cdp.identified_on o
+                                                WHERE o.portal = s.portal AND o.kind = s.kind AND o.value = s.value))
+                      ORDER BY s.kind, s.value), '[]')
+                   FROM (SELECT DISTINCT s.* FROM cdp.family_of(root.profile_id) AS f(profile_id),
+                              LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = root.portal AND u.profile_id = f.profile_id OFFSET 0) AS u,
+                              LATERAL (SELECT s.* FROM cdp.shared_devices s WHERE s.portal = root.portal AND s.kind = 'uid' AND s.value = u.uid
+                                       UNION ALL
+                                       SELECT s.* FROM cdp.shared_devices s
+                                       WHERE s.portal = root.portal AND s.kind = 'device_id' AND s.value = u.last_device_id) AS s) AS s)
     )
     FROM root
 $$;
@@ -563,6 +629,19 @@ SELECT p.portal,
        p.system
 FROM cdp.profiles p
 WHERE p.customer_id IS NULL AND p.merged_into IS NULL;
+
+-- Device ids and UIDs with the customers identified on them, and whether they
+-- are shared (see cdp.shared_devices).
+CREATE VIEW cdp.devices WITH (security_invoker = true) AS
+SELECT o.portal, o.kind, o.value,
+       array_agg(p.customer_id ORDER BY o.first_at) AS customers,
+       min(o.first_at) AS first_identified, max(o.last_at) AS last_identified,
+       coalesce(bool_or(s.cleared_at IS NULL AND s.value IS NOT NULL), false) AS shared,
+       max(s.detected_at) AS shared_since, max(s.cleared_at) AS cleared_at
+FROM cdp.identified_on o
+JOIN cdp.profiles p ON p.portal = o.portal AND p.profile_id = o.customer_profile
+LEFT JOIN cdp.shared_devices s ON s.portal = o.portal AND s.kind = o.kind AND s.value = o.value
+GROUP BY o.portal, o.kind, o.value;
 
 -- The portals the caller may use, with their settings (never their secret).
 CREATE VIEW cdp.portals AS
@@ -814,13 +893,13 @@ GRANT EXECUTE ON FUNCTION cdp.profile_of(text), cdp.root_of(bigint), cdp.family_
     cdp.customer_profile(text), cdp.events_of(bigint, bigint, integer, boolean), cdp.profile_at(text, timestamptz), cdp.explain(bigint),
     cdp.changes_since(bigint, integer)
     TO cdp_reader;
-GRANT SELECT ON cdp.customers, cdp.anonymous_profiles TO cdp_reader;
+GRANT SELECT ON cdp.customers, cdp.anonymous_profiles, cdp.devices TO cdp_reader;
 GRANT SELECT ON cdp.portals TO cdp_writer, cdp_reader;
 
 GRANT EXECUTE ON FUNCTION cdp.unmerge(bigint, boolean), cdp.forget_customer(text), cdp.forget_uid(text),
     cdp.export_customer(text), cdp.accept_suggestion(bigint), cdp.reject_suggestion(bigint),
     cdp.create_portal(text, jsonb), cdp.configure_portal(text, jsonb), cdp.grant_portal(text, text), cdp.revoke_portal(text, text),
-    cdp.prune_changes(bigint)
+    cdp.prune_changes(bigint), cdp.clear_shared(text, text)
     TO cdp_admin;
 
 -- Data people query the tables directly: cdp_reader may SELECT them, and
@@ -832,7 +911,8 @@ DO $$
 DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['profiles', 'uids', 'events', 'identifiers', 'profile_attributes', 'merges', 'merge_blocks',
-                             'identify_skips', 'match_suggestions', 'erasures', 'erased_uids', 'identity_changes'] LOOP
+                             'identify_skips', 'match_suggestions', 'erasures', 'erased_uids', 'identity_changes',
+                             'identified_on', 'shared_devices'] LOOP
         EXECUTE pg_catalog.format('ALTER TABLE cdp.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE pg_catalog.format(
             'CREATE POLICY usable_portals ON cdp.%I FOR SELECT TO cdp_reader USING (portal IN (SELECT cdp.usable_portals()))', t);

@@ -243,7 +243,21 @@ SET search_path = pg_catalog, pg_temp AS $$
         'attributes', (SELECT coalesce(jsonb_object_agg(a.key, jsonb_build_object(
                               'value', a.value, 'source', a.source, 'set_at', a.set_at, 'from_profile', a.source_profile)), '{}')
                        FROM cdp.profile_attributes a WHERE a.portal = root.portal AND a.profile_id = root.profile_id),
-        'decisions', (SELECT coalesce(jsonb_agg(to_jsonb(d) ORDER BY d.merge_id), '[]') FROM decision d)
+        'decisions', (SELECT coalesce(jsonb_agg(to_jsonb(d) ORDER BY d.merge_id), '[]') FROM decision d),
+        -- The profile's UIDs and devices found shared: the decision, its evidence,
+        -- and the customer profiles identified on them.
+        'shared', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                          'kind', s.kind, 'value', s.value, 'shared', s.cleared_at IS NULL, 'detected_at', s.detected_at,
+                          'decided_at', s.decided_at, 'evidence', s.evidence, 'cleared_at', s.cleared_at, 'cleared_by', s.cleared_by,
+                          'customer_profiles', (SELECT jsonb_agg(o.customer_profile ORDER BY o.first_at) FROM cdp.identified_on o
+                                                WHERE o.portal = s.portal AND o.kind = s.kind AND o.value = s.value))
+                      ORDER BY s.kind, s.value), '[]')
+                   FROM (SELECT DISTINCT s.* FROM cdp.family_of(root.profile_id) AS f(profile_id),
+                              LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = root.portal AND u.profile_id = f.profile_id OFFSET 0) AS u,
+                              LATERAL (SELECT s.* FROM cdp.shared_devices s WHERE s.portal = root.portal AND s.kind = 'uid' AND s.value = u.uid
+                                       UNION ALL
+                                       SELECT s.* FROM cdp.shared_devices s
+                                       WHERE s.portal = root.portal AND s.kind = 'device_id' AND s.value = u.last_device_id) AS s) AS s)
     )
     FROM root
 $$;
@@ -346,6 +360,19 @@ SELECT p.portal,
        p.system
 FROM cdp.profiles p
 WHERE p.customer_id IS NULL AND p.merged_into IS NULL;
+
+-- Device ids and UIDs with the customers identified on them, and whether they
+-- are shared (see cdp.shared_devices).
+CREATE VIEW cdp.devices WITH (security_invoker = true) AS
+SELECT o.portal, o.kind, o.value,
+       array_agg(p.customer_id ORDER BY o.first_at) AS customers,
+       min(o.first_at) AS first_identified, max(o.last_at) AS last_identified,
+       coalesce(bool_or(s.cleared_at IS NULL AND s.value IS NOT NULL), false) AS shared,
+       max(s.detected_at) AS shared_since, max(s.cleared_at) AS cleared_at
+FROM cdp.identified_on o
+JOIN cdp.profiles p ON p.portal = o.portal AND p.profile_id = o.customer_profile
+LEFT JOIN cdp.shared_devices s ON s.portal = o.portal AND s.kind = o.kind AND s.value = o.value
+GROUP BY o.portal, o.kind, o.value;
 
 -- The portals the caller may use, with their settings (never their secret).
 CREATE VIEW cdp.portals AS

@@ -100,10 +100,16 @@ CREATE TABLE cdp.uids (
     -- the last device id recorded for this UID: repeated page views on one
     -- device then cost no identifier write
     last_device_id text,
+    -- the UID, or its device, is used by several people (cdp.shared_devices):
+    -- its events take the general path, where each new session starts a new
+    -- anonymous profile
+    shared         boolean NOT NULL DEFAULT false,
     CONSTRAINT uids_pkey PRIMARY KEY (portal, uid),
     CONSTRAINT uids_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id)
 );
 CREATE INDEX uids_profile_idx ON cdp.uids (portal, profile_id);
+-- the UIDs of a device, when the device turns out to be shared
+CREATE INDEX uids_device_idx ON cdp.uids (portal, last_device_id) WHERE last_device_id IS NOT NULL;
 COMMENT ON TABLE cdp.uids IS 'Which profile each UID writes its events to';
 
 CREATE TABLE cdp.events (
@@ -187,7 +193,9 @@ CREATE TABLE cdp.merges (
     undone_by_cascade_of bigint,
     CONSTRAINT merges_pkey PRIMARY KEY (portal, merge_id),
     CONSTRAINT merges_kind_check CHECK (kind IN ('merge', 'uid_reassigned')),
-    CONSTRAINT merges_reason_check CHECK (reason IN ('uid', 'device_id', 'email', 'phone', 'identify_id', 'predict')),
+    -- 'session': a UID on a shared device started a new session, so a new
+    -- anonymous profile (a uid_reassigned row; evidence 'session:<id>' or 'idle')
+    CONSTRAINT merges_reason_check CHECK (reason IN ('uid', 'device_id', 'email', 'phone', 'identify_id', 'predict', 'session')),
     CONSTRAINT merges_identify_type_check CHECK (identify_type IN ('exact', 'predict')),
     CONSTRAINT merges_from_profile_fkey FOREIGN KEY (portal, from_profile) REFERENCES cdp.profiles (portal, profile_id),
     CONSTRAINT merges_into_profile_fkey FOREIGN KEY (portal, into_profile) REFERENCES cdp.profiles (portal, profile_id),
@@ -261,6 +269,41 @@ CREATE UNIQUE INDEX match_suggestions_open_key ON cdp.match_suggestions (portal,
 CREATE INDEX match_suggestions_profile_idx ON cdp.match_suggestions (portal, profile_id);
 CREATE INDEX match_suggestions_customer_idx ON cdp.match_suggestions (portal, customer_profile);
 CREATE INDEX match_suggestions_merge_idx ON cdp.match_suggestions (portal, merge_id) WHERE merge_id IS NOT NULL;
+
+-- Shared computers. Every identify notes which customer was identified on
+-- which device id and UID, as of its identify_time; a device id or UID
+-- identified as two or more customers within the portal's
+-- shared_device_window is shared: it no longer links anonymous profiles by
+-- device, and its UIDs start a new anonymous profile per session.
+CREATE TABLE cdp.identified_on (
+    portal           text NOT NULL,
+    kind             text NOT NULL,
+    value            text NOT NULL,
+    customer_profile bigint NOT NULL,
+    first_at         timestamptz NOT NULL,
+    last_at          timestamptz NOT NULL,
+    CONSTRAINT identified_on_pkey PRIMARY KEY (portal, kind, value, customer_profile),
+    CONSTRAINT identified_on_kind_check CHECK (kind IN ('device_id', 'uid')),
+    CONSTRAINT identified_on_customer_profile_fkey FOREIGN KEY (portal, customer_profile) REFERENCES cdp.profiles (portal, profile_id)
+);
+CREATE INDEX identified_on_customer_idx ON cdp.identified_on (portal, customer_profile);
+
+-- The decision that a device id or UID is shared, with its evidence (how many
+-- customers, within which window); an admin clears it with cdp.clear_shared
+-- (then only identifies after cleared_at count as evidence again).
+CREATE TABLE cdp.shared_devices (
+    portal      text NOT NULL,
+    kind        text NOT NULL,
+    value       text NOT NULL,
+    -- the identify_time of the identify that revealed it, and when that ran
+    detected_at timestamptz NOT NULL,
+    decided_at  timestamptz NOT NULL DEFAULT now(),
+    evidence    jsonb NOT NULL,
+    cleared_at  timestamptz,
+    cleared_by  text,
+    CONSTRAINT shared_devices_pkey PRIMARY KEY (portal, kind, value),
+    CONSTRAINT shared_devices_kind_check CHECK (kind IN ('device_id', 'uid'))
+);
 
 -- Erasures (cdp.forget_customer, cdp.forget_uid): of an erased person only
 -- non-reversible facts are kept, a keyed hash of the subject and row counts.
@@ -339,3 +382,5 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.erasures', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.erasures_erasure_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.erased_uids', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.install_key', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.identified_on', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.shared_devices', '');

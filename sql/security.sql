@@ -80,13 +80,13 @@ GRANT EXECUTE ON FUNCTION cdp.profile_of(text), cdp.root_of(bigint), cdp.family_
     cdp.customer_profile(text), cdp.events_of(bigint, bigint, integer, boolean), cdp.profile_at(text, timestamptz), cdp.explain(bigint),
     cdp.changes_since(bigint, integer)
     TO cdp_reader;
-GRANT SELECT ON cdp.customers, cdp.anonymous_profiles TO cdp_reader;
+GRANT SELECT ON cdp.customers, cdp.anonymous_profiles, cdp.devices TO cdp_reader;
 GRANT SELECT ON cdp.portals TO cdp_writer, cdp_reader;
 
 GRANT EXECUTE ON FUNCTION cdp.unmerge(bigint, boolean), cdp.forget_customer(text), cdp.forget_uid(text),
     cdp.export_customer(text), cdp.accept_suggestion(bigint), cdp.reject_suggestion(bigint),
     cdp.create_portal(text, jsonb), cdp.configure_portal(text, jsonb), cdp.grant_portal(text, text), cdp.revoke_portal(text, text),
-    cdp.prune_changes(bigint)
+    cdp.prune_changes(bigint), cdp.clear_shared(text, text)
     TO cdp_admin;
 
 -- Data people query the tables directly: cdp_reader may SELECT them, and
@@ -98,7 +98,8 @@ DO $$
 DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['profiles', 'uids', 'events', 'identifiers', 'profile_attributes', 'merges', 'merge_blocks',
-                             'identify_skips', 'match_suggestions', 'erasures', 'erased_uids', 'identity_changes'] LOOP
+                             'identify_skips', 'match_suggestions', 'erasures', 'erased_uids', 'identity_changes',
+                             'identified_on', 'shared_devices'] LOOP
         EXECUTE pg_catalog.format('ALTER TABLE cdp.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE pg_catalog.format(
             'CREATE POLICY usable_portals ON cdp.%I FOR SELECT TO cdp_reader USING (portal IN (SELECT cdp.usable_portals()))', t);

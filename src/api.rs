@@ -134,6 +134,18 @@ fn unmerge(merge_id: Option<i64>, cascade: default!(Option<bool>, "false")) -> J
     })
 }
 
+/// Clears the decision that a device id (`kind` 'device_id') or UID ('uid')
+/// is shared; false when it was not marked shared.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn clear_shared(kind: Option<&str>, value: Option<&str>) -> bool {
+    in_portal(|client, portal| {
+        let kind = kind.unwrap_or_else(|| CdpError::null("kind").raise());
+        let value = value.unwrap_or_else(|| CdpError::null("value").raise());
+        identity::shared::clear(client, portal, kind, value).or_raise()
+    })
+}
+
 /// Erases a customer and every profile merged into it; keeps only hashes and
 /// counts (returned) and suppresses later events of its UIDs.
 #[pg_extern(volatile, parallel_unsafe)]

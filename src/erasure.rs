@@ -71,6 +71,10 @@ const ERASE: &str = "
              RETURNING 1
          ),
          skips AS (DELETE FROM cdp.identify_skips s WHERE s.portal = $5 AND s.uid = ANY($2) RETURNING 1),
+         -- which devices the subject was identified on, and the erased UIDs found shared
+         identified AS (DELETE FROM cdp.identified_on o WHERE o.portal = $5 AND o.customer_profile = ANY($1)),
+         identified_uids AS (DELETE FROM cdp.identified_on o WHERE o.portal = $5 AND o.kind = 'uid' AND o.value = ANY($2)),
+         shared_uids AS (DELETE FROM cdp.shared_devices d WHERE d.portal = $5 AND d.kind = 'uid' AND d.value = ANY($2)),
          uids AS (DELETE FROM cdp.uids u WHERE u.portal = $5 AND u.uid = ANY($2) RETURNING u.uid),
          profiles AS (DELETE FROM cdp.profiles p WHERE p.portal = $5 AND p.profile_id = ANY($1) RETURNING 1),
          counts AS (

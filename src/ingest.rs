@@ -9,6 +9,7 @@
 //! lock order of every path, see `portal::lock`).
 
 use crate::attributes::{Identifier, Skip};
+use crate::identity::shared::{self, SessionRoute};
 use crate::identity::{self, suppression};
 use crate::portal::{self, Portal};
 use crate::request::{Claim, TrackRequest};
@@ -45,6 +46,13 @@ pub fn track_event(client: &mut SpiClient<'_>, portal: &Portal, req: &TrackReque
             if suppression::is_suppressed(client, here, &req.uid) {
                 return None;
             }
+            // On a shared device, a sign-in in a new session identifies that session's visits only.
+            if let Some(state) = uids::resolve(client, here, &req.uid).filter(|s| s.shared) {
+                portal::lock(client, portal);
+                if let SessionRoute::New(evidence) = shared::route(client, portal, req, &state) {
+                    shared::start_session(client, portal, req, &state, &evidence);
+                }
+            }
             // Identify first, so the event itself lands on the customer.
             let outcome = identity::identify(client, portal, identify_req);
             skipped.extend(outcome.skips);
@@ -77,7 +85,7 @@ pub fn track_event(client: &mut SpiClient<'_>, portal: &Portal, req: &TrackReque
         None if !req.identifies() && suppression::is_suppressed(client, here, &req.uid) => return None,
         _ => {
             portal::lock(client, portal);
-            apply_profile_changes(client, here, req)
+            apply_profile_changes(client, portal, req)
         }
     };
 
@@ -101,13 +109,15 @@ pub fn changes(req: &TrackRequest<'_>, state: &UidState) -> bool {
     state.system_changes(&req.system_fields, req.has_first_touch, req.event_time) != (false, false)
         || req.device_id.as_deref().is_some_and(|d| state.last_device_id.as_deref() != Some(d))
         || !req.lead_form.is_empty()
+        || state.shared
 }
 
 /// Creates the UID's profile or writes what the event changes about it:
 /// system attributes, a new device id, lead-form attributes. The caller holds
 /// the portal's identity lock, so nothing else writes these profiles
 /// meanwhile.
-pub fn apply_profile_changes(client: &mut SpiClient<'_>, portal: &str, req: &TrackRequest<'_>) -> UidState {
+pub fn apply_profile_changes(client: &mut SpiClient<'_>, on: &Portal, req: &TrackRequest<'_>) -> UidState {
+    let portal = on.name.as_str();
     let Some(state) = uids::resolve(client, portal, &req.uid) else {
         let new = NewUid {
             uid: &req.uid,
@@ -119,6 +129,19 @@ pub fn apply_profile_changes(client: &mut SpiClient<'_>, portal: &str, req: &Tra
         let (_, profile_id) = profiles::create_anonymous(client, portal, &[new]).pop().expect("under the portal lock a new UID is created");
         write_lead_form(client, portal, profile_id, profile_id, req);
         return UidState::created(profile_id, req.event_time, req.device_id.clone(), req.system_fields.clone());
+    };
+    // A UID on a shared device: which session's profile the event belongs to.
+    let state = if state.shared {
+        match shared::route(client, on, req, &state) {
+            SessionRoute::Current => state,
+            SessionRoute::Earlier(profile) => {
+                let root = profiles::root_of(client, portal, profile);
+                return UidState { own_profile: profile, root, ..state };
+            }
+            SessionRoute::New(evidence) => shared::start_session(client, on, req, &state, &evidence),
+        }
+    } else {
+        state
     };
     let changed = state.system_changes(&req.system_fields, req.has_first_touch, req.event_time);
     if changed != (false, false) {

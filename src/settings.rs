@@ -31,6 +31,9 @@ static CONTACT_LINKING: GucSetting<Option<CString>> = GucSetting::<Option<CStrin
 static DEFAULT_PHONE_REGION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CLOCK_SKEW: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 static MAX_BATCH_BYTES: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024 * 1024);
+static SHARED_DEVICE_DETECTION: GucSetting<bool> = GucSetting::<bool>::new(true);
+static SHARED_DEVICE_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(30 * 86_400);
+static SESSION_IDLE: GucSetting<i32> = GucSetting::<i32>::new(30 * 60);
 
 pub fn register() {
     GucRegistry::define_string_guc(
@@ -132,6 +135,24 @@ pub fn register() {
             GucFlags::UNIT_BYTE,
         ),
         (
+            c"cdp.shared_device_window",
+            c"Default window within which two customers identified on one device id or UID make it shared.",
+            c"A shared device links no anonymous profiles and starts an anonymous profile per session.",
+            &SHARED_DEVICE_WINDOW,
+            0,
+            i32::MAX,
+            GucFlags::UNIT_S,
+        ),
+        (
+            c"cdp.session_idle",
+            c"Default idle gap after which an event without a usable session id starts a new session on a shared device.",
+            c"Only UIDs on shared devices are split into sessions.",
+            &SESSION_IDLE,
+            1,
+            i32::MAX,
+            GucFlags::UNIT_S,
+        ),
+        (
             c"cdp.lock_timeout",
             c"Default for how long a call waits for its portal's identity lock.",
             c"A longer wait fails with SQLSTATE 55P03.",
@@ -148,6 +169,14 @@ pub fn register() {
         c"Default: merge anonymous profiles that share the identifying visitor's device id.",
         c"When on, identify merges every still-anonymous profile seen with the same context.device_id into the customer.",
         &DEVICE_LINKING,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"cdp.shared_device_detection",
+        c"Default: detect device ids and UIDs used by several customers, and stop linking through them.",
+        c"When on, a device id or UID identified as two customers within shared_device_window is shared.",
+        &SHARED_DEVICE_DETECTION,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -208,6 +237,9 @@ const KEYS: &[&str] = &[
     "constant_device_ids",
     "clock_skew",
     "max_batch_bytes",
+    "shared_device_detection",
+    "shared_device_window",
+    "session_idle",
 ];
 
 /// A portal's settings: its overrides, checked, over the server defaults
@@ -230,6 +262,9 @@ pub struct PortalSettings {
     constant_device_ids: Vec<String>,
     clock_skew_s: Option<i64>,
     max_batch_bytes: Option<usize>,
+    shared_device_detection: Option<bool>,
+    shared_device_window_s: Option<i64>,
+    session_idle_s: Option<i64>,
 }
 
 impl PortalSettings {
@@ -280,6 +315,9 @@ impl PortalSettings {
                 "lock_timeout" => s.lock_timeout_ms = Some(int(1, 600_000)? as i32),
                 "clock_skew" => s.clock_skew_s = Some(int(0, i32::MAX as i64)?),
                 "max_batch_bytes" => s.max_batch_bytes = Some(int(1024, i32::MAX as i64)? as usize),
+                "shared_device_detection" => s.shared_device_detection = Some(value.as_bool().ok_or_else(|| bad("must be true or false"))?),
+                "shared_device_window" => s.shared_device_window_s = Some(int(0, i32::MAX as i64)?),
+                "session_idle" => s.session_idle_s = Some(int(1, i32::MAX as i64)?),
                 "default_phone_region" => {
                     let region = value.as_str().unwrap_or_default().trim().to_uppercase();
                     if region.parse::<phonenumber::country::Id>().is_err() {
@@ -361,6 +399,20 @@ impl PortalSettings {
 
     pub fn device_linking(&self) -> bool {
         self.device_linking.unwrap_or_else(|| DEVICE_LINKING.get())
+    }
+
+    pub fn shared_device_detection(&self) -> bool {
+        self.shared_device_detection.unwrap_or_else(|| SHARED_DEVICE_DETECTION.get())
+    }
+
+    /// Seconds within which two customers on one device id or UID make it shared.
+    pub fn shared_device_window_s(&self) -> i64 {
+        self.shared_device_window_s.unwrap_or_else(|| SHARED_DEVICE_WINDOW.get() as i64)
+    }
+
+    /// Seconds of idleness that end a session on a shared device (events without a session id).
+    pub fn session_idle_s(&self) -> i64 {
+        self.session_idle_s.unwrap_or_else(|| SESSION_IDLE.get() as i64)
     }
 
     pub fn lock_timeout_ms(&self) -> i32 {

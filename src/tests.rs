@@ -150,6 +150,7 @@ mod tests {
             root: 1,
             root_is_customer: false,
             last_device_id: None,
+            shared: false,
             system_at: Some(noon),
             first_touch_at: Some(noon),
             stored: stored.clone(),

@@ -109,48 +109,11 @@ done
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 echo "concurrency: $CLIENTS clients x $CALLS calls in ${elapsed_ms} ms, $errors clients saw an error"
 
-# The invariants, each one assertion.
+# The invariants, each one assertion (tests/invariants.sql, shared with tests/crash.py).
 sent_messages=$(cat "$WORK"/client*.sql | grep -o '"message_id": "[^"]*"' | sort -u | wc -l)
 sent_uids=$(cat "$WORK"/client*.sql | grep -oE "cdp\.[a-z_]*\('u[0-9]+'|\"uid\": \"u[0-9]+\"" | grep -oE "u[0-9]+" | sort -u | wc -l)
-out=$(psql -X -q -o /dev/null -v ON_ERROR_STOP=1 -d $DB -v sent_messages="$sent_messages" -v sent_uids="$sent_uids" 2>&1 <<'SQL'
-CREATE FUNCTION pg_temp.check(ok boolean, label text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    IF ok IS DISTINCT FROM true THEN RAISE EXCEPTION 'FAILED: %', label; END IF;
-    RAISE NOTICE 'ok %', label;
-END $$;
-SELECT pg_temp.check((SELECT count(*) FROM cdp.events) = :sent_messages,
-    'every distinct message id stored exactly once (no event lost, no retry duplicated)');
-SELECT pg_temp.check((SELECT count(*) FROM cdp.uids) = :sent_uids, 'every UID has exactly one profile');
-SELECT pg_temp.check((SELECT count(DISTINCT customer_id) = count(*) FROM cdp.profiles WHERE customer_id IS NOT NULL),
-    'one profile per customer id');
-SELECT pg_temp.check((SELECT count(*) FROM cdp.profiles WHERE customer_id IS NOT NULL) = 10, 'all ten customers exist');
-SELECT pg_temp.check(NOT EXISTS (SELECT FROM cdp.profiles p JOIN cdp.profiles r ON r.profile_id = p.merged_into
-                                 WHERE r.customer_id IS NULL OR r.merged_into IS NOT NULL),
-    'profiles are only ever merged into live customers');
--- (a restored profile whose UID moved on to a customer meanwhile keeps its history without a UID)
-SELECT pg_temp.check(NOT EXISTS (SELECT FROM cdp.profiles p WHERE p.customer_id IS NULL AND p.merged_into IS NULL
-                                 AND NOT EXISTS (SELECT FROM cdp.uids u WHERE u.profile_id = p.profile_id)
-                                 AND NOT EXISTS (SELECT FROM cdp.merges m WHERE m.from_profile = p.profile_id)),
-    'no orphan anonymous profile');
-SELECT pg_temp.check((SELECT count(*) FROM cdp.profiles WHERE merged_into IS NOT NULL)
-                     = (SELECT count(*) FROM cdp.merges WHERE kind = 'merge' AND undone_at IS NULL),
-    'one active merge row per merged profile');
-SELECT pg_temp.check(NOT EXISTS (SELECT FROM cdp.merges m JOIN cdp.profiles p ON p.profile_id = m.from_profile
-                                 WHERE m.kind = 'merge' AND m.undone_at IS NULL AND p.merged_into IS DISTINCT FROM m.into_profile),
-    'every active merge row matches the profile it moved');
-SELECT pg_temp.check((SELECT count(*) FROM cdp.merges WHERE undone_at IS NOT NULL) > 0, 'merges were undone during the run');
-SELECT pg_temp.check(NOT EXISTS (SELECT FROM cdp.events e LEFT JOIN cdp.profiles p USING (profile_id) WHERE p.profile_id IS NULL),
-    'every event belongs to a profile');
--- The backend check held under concurrency: no anonymous profile is left that
--- shares a device or an email with a customer's identifying UID profile merged
--- before it... would depend on timing; what must hold is that every UID that
--- last identified is on a customer:
-SELECT pg_temp.check(
-    (SELECT count(*) FROM cdp.uids u JOIN cdp.profiles p ON p.profile_id = u.profile_id
-     WHERE coalesce(p.merged_into, p.profile_id) IN (SELECT profile_id FROM cdp.profiles WHERE customer_id IS NOT NULL)) > 0,
-    'UIDs were identified');
-SQL
-)
+out=$(psql -X -q -o /dev/null -v ON_ERROR_STOP=1 -d $DB -v sent_messages="$sent_messages" -v sent_uids="$sent_uids" \
+          -v customers=10 -v expect_unmerges=1 -v expect_identified=1 <tests/invariants.sql 2>&1)
 status=$?
 checks=$(grep -c 'NOTICE:  ok ' <<<"$out")
 grep -v 'NOTICE:  ok ' <<<"$out" | sed 's/^/    /'

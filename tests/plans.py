@@ -13,7 +13,7 @@ statement (jit_above_cost = 0). The test fails when
 
 The tables are grown to realistic statistics by loading data (40,000 visitors
 with a device each, 8,000 customers, half of the visitors merged, 2,000
-undone merges, 20,000 predicted matches, 5,000 erased UIDs, 400,000 events, 500 portals), with autovacuum off, like a fresh install under load or right after a
+undone merges, 20,000 predicted matches, 10,000 devices identified on and 1,000 shared, 5,000 erased UIDs, 400,000 events, 500 portals), with autovacuum off, like a fresh install under load or right after a
 bulk import. Three states are checked, each the way a real backend meets it:
   1. plans made while the tables were empty, kept by the backend and used
      after the growth (nothing invalidates them until an ANALYZE);
@@ -70,6 +70,13 @@ SELECT 'default', from_profile, into_profile, ARRAY['device_id:' || evidence], m
 INSERT INTO cdp.identity_changes (portal, kind, profile_id, customer_profile, customer_id, merge_id, xact_id)
 SELECT 'default', 'merge', m.from_profile, m.into_profile, 'gc-' || (m.into_profile - 100000), m.merge_id, (3 + m.merge_id)::text::xid8
 FROM cdp.merges m;
+-- where customers signed in (10,000 devices and UIDs), 1,000 devices found shared
+INSERT INTO cdp.identified_on (portal, kind, value, customer_profile, first_at, last_at)
+SELECT 'default', k, CASE k WHEN 'device_id' THEN 'g-dev-' ELSE 'g-uid-' END || g, 100001 + g % 8000, now() - interval '2 days', now() - interval '1 day'
+FROM generate_series(1, 40000, 4) g, unnest(ARRAY['device_id', 'uid']) k;
+INSERT INTO cdp.shared_devices (portal, kind, value, detected_at, evidence)
+SELECT 'default', 'device_id', 'g-dev-' || g, now() - interval '1 day', '{"customers": 2}' FROM generate_series(20003, 40000, 20) g;
+UPDATE cdp.uids SET shared = true WHERE portal = 'default' AND last_device_id IN (SELECT value FROM cdp.shared_devices);
 -- predicted matches waiting for review or rejected: 20,000
 INSERT INTO cdp.match_suggestions (portal, profile_id, customer_profile, probability, signals, status)
 SELECT 'default', 108000 + g, 100001 + g % 8000, 0.7, '{}', CASE WHEN g % 3 = 0 THEN 'rejected' ELSE 'open' END
@@ -125,6 +132,7 @@ def calls(r):
         ("track_event known UID", f"SELECT cdp.track_event('g-uid-{201 + r}', 'pageview', 'view', {q(ctx(f'g-dev-{201 + r}', f'k-{r}'))})"),
         ("track_event retry", f"SELECT cdp.track_event('g-uid-{201 + r}', 'pageview', 'view', {q(ctx(f'g-dev-{201 + r}', f'k-{r}'))})"),
         ("track_event new UID", f"SELECT cdp.track_event('new-{r}', 'pageview', 'view', {q(ctx(f'new-dev-{r}', f'n-{r}'))})"),
+        ("track_event on a shared device", f"SELECT cdp.track_event('g-uid-{20003 + 20 * r}', 'pageview', 'view', '{{\"context\": {{\"session_id\": \"new-{r}\"}}}}')"),
         ("track_event new device", f"SELECT cdp.track_event('g-uid-{211 + r}', 'pageview', 'view', {q(ctx(f'other-dev-{r}', f'o-{r}'))})"),
         ("track_event lead form", f"SELECT cdp.track_event('g-uid-{221 + r}', 'form', 'submit', '{{\"dims\": {{\"customers\": {{\"phone\": \"+84 90 555 {1000 + r}\"}}}}}}')"),
         ("track_event sign-in", f"SELECT cdp.track_event('g-uid-{101 + 2 * r}', 'user', 'sign_in', {q(sign_in)})"),

@@ -82,6 +82,9 @@ CALLS = [
     ("grant_portal", "SELECT cdp.grant_portal('app', 'tenant')", {A}),
     ("revoke_portal", "SELECT cdp.revoke_portal('app', 'tenant')", {A}),
     ("prune_changes", "SELECT cdp.prune_changes(0)", {A}),
+    ("clear_shared", "SELECT cdp.clear_shared('device_id', 'd1')", {A}),
+    ("cdp.devices", "SELECT count(*) FROM cdp.devices", {R, A}),
+    ("table shared_devices", "SELECT count(*) FROM cdp.shared_devices", {R, A}),
     ("SET a limit", "SELECT cdp.md5('loads the library'); SET cdp.max_payload_bytes = '10MB'", set()),
     ("SET a default policy", "SELECT cdp.md5('loads the library'); SET cdp.identity_verification = 'off'", set()),]
 

@@ -17,6 +17,7 @@
 //! nothing here fails on input.
 
 pub mod blocks;
+pub mod shared;
 pub mod suppression;
 
 use crate::attributes::{Identifier, Skip};
@@ -86,7 +87,10 @@ pub fn identify(client: &mut SpiClient<'_>, portal: &Portal, req: &IdentifyReque
     let uid_evidence = format!("uid:{}", req.uid);
     let joined = if created { UidOutcome::Created } else { UidOutcome::Linked };
     let mut reassigned_from = None;
-    let uid_outcome = match uids::resolve(client, here, &req.uid) {
+    let uid_state = uids::resolve(client, here, &req.uid);
+    // The device of the sign-in: the event's, else the one the UID was last seen on.
+    let device = req.device_id.clone().or_else(|| uid_state.as_ref().and_then(|s| s.last_device_id.clone()));
+    let uid_outcome = match uid_state {
         // A placeholder UID is never attached to anybody (the skip is in req.skips).
         _ if req.junk_uid.is_some() => {
             if created {
@@ -122,14 +126,18 @@ pub fn identify(client: &mut SpiClient<'_>, portal: &Portal, req: &IdentifyReque
     // The identify's own attributes first: merged profiles only fill gaps.
     profile_attributes::set(client, here, customer, &req.attributes, req.identify_time, "identify");
 
-    // A browser shared by two customers says nothing about who its anonymous visitors were.
-    let device_linking = portal.settings.device_linking() && !shared_browser;
+    // Two customers on one device id or UID within the window make it shared.
+    let identified_uid = req.junk_uid.is_none().then_some(req.uid.as_str());
+    let device_shared = shared::note_identify(client, portal, customer, identified_uid, device.as_deref(), req.identify_time);
+    // A browser or device shared by several people says nothing about who its anonymous visitors were.
+    let device_linking = portal.settings.device_linking() && !shared_browser && !device_shared;
     let contact_linking = portal.settings.contact_linking();
     let mut evidence = req.person.clone();
     if let (true, Some(device)) = (device_linking, req.device_id.as_deref()) {
         evidence.push(Identifier { kind: "device_id", value: device.to_string() });
     }
     for m in identifiers::anonymous_matches(client, here, customer, &evidence, evidence_profile, device_linking) {
+        // (anonymous_matches skips device ids marked shared)
         let Some(reason) = Reason::of_identifier_kind(&m.kind) else { continue };
         if blocks::is_blocked(&blocks, m.root, &format!("{}:{}", m.kind, m.value), req.identify_time) {
             continue;

@@ -71,7 +71,9 @@ pub fn append_to_known_uid(client: &mut SpiClient<'_>, portal: &str, req: &Track
                    AND ($13::text IS NULL OR p.system ->> 'screen' = $13)
                    AND ($14::text IS NULL OR p.system ->> 'device_id' = $14)
                    AND ($15::text IS NULL OR u.last_device_id = $15)
-                                      AND ($16 OR p.first_touch_at <= $4)
+                   AND ($16 OR p.first_touch_at <= $4)
+                   -- a UID on a shared device takes the general path (sessions)
+                   AND NOT u.shared
                  -- an erasure of this UID waits for this append (see erasure)
                  FOR KEY SHARE OF u
              ), ins AS (
@@ -100,6 +102,25 @@ pub fn append_to_known_uid(client: &mut SpiClient<'_>, portal: &str, req: &Track
     )
     .optional()?;
     Some((row.value("root"), row.value("stored")))
+}
+
+/// The session id and time of the UID's latest event on a profile (by
+/// event time), if any: where a UID on a shared device is in its session.
+pub fn latest_of_uid(
+    client: &mut SpiClient<'_>,
+    portal: &str,
+    profile_id: i64,
+    uid: &str,
+) -> Option<(Option<String>, TimestampWithTimeZone)> {
+    exec(
+        client,
+        "SELECT e.session_id, e.event_time FROM cdp.events e
+         WHERE e.portal = $3 AND e.profile_id = $1 AND e.uid = $2
+         ORDER BY e.event_time DESC, e.event_id DESC LIMIT 1",
+        &[profile_id.into(), uid.into(), portal.into()],
+    )
+    .optional()
+    .map(|row| (row.get("session_id"), row.value("event_time")))
 }
 
 /// Stores one event on a profile; None when its message id is already

@@ -68,9 +68,15 @@ pub fn anonymous_matches(
                  WHERE i.portal = $6 AND i.profile_id = family.profile_id
                    AND (i.kind <> 'device_id' OR ($5 AND family.profile_id = $4))
                  OFFSET 0) AS k
+         ), usable(kind, value) AS (
+             -- a device id marked shared links nobody
+             SELECT e.kind, e.value FROM evidence e
+             WHERE e.kind <> 'device_id'
+                OR (SELECT true FROM cdp.shared_devices s
+                    WHERE s.portal = $6 AND s.kind = 'device_id' AND s.value = e.value AND s.cleared_at IS NULL) IS NULL
          )
          SELECT m.root, m.kind, m.value, bool_or(m.trusted) AS trusted
-         FROM evidence e, LATERAL (
+         FROM usable e, LATERAL (
              SELECT r.profile_id AS root, i.kind, i.value, i.trusted
              FROM cdp.identifiers i
              JOIN cdp.profiles p ON p.portal = i.portal AND p.profile_id = i.profile_id

@@ -101,6 +101,46 @@ pub fn merge(
     .value("merge_id")
 }
 
+/// A UID on a shared device starts a new session: it writes to `new_profile`
+/// (just created) from now on; its earlier sessions keep their profiles and
+/// events. Recorded as a `uid_reassigned` row with reason `session` and the
+/// session as evidence, so profile_at, explain, unmerge and erasure treat it
+/// like any other move of a UID.
+pub fn start_session(
+    client: &mut SpiClient<'_>,
+    portal: &str,
+    uid: &str,
+    from_root: i64,
+    new_profile: i64,
+    evidence: &str,
+    at: TimestampWithTimeZone,
+) {
+    exec(
+        client,
+        "WITH before AS (SELECT profile_id FROM cdp.uids WHERE portal = $6 AND uid = $1),
+              moved AS (UPDATE cdp.uids SET profile_id = $3 WHERE portal = $6 AND uid = $1 RETURNING uid)
+         INSERT INTO cdp.merges (portal, kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time,
+                                 uid_profile_before)
+         SELECT $6, 'uid_reassigned', $2, $3, 'session', $4, moved.uid, 'exact', $5, before.profile_id FROM moved, before",
+        &[uid.into(), from_root.into(), new_profile.into(), evidence.into(), at.into(), portal.into()],
+    );
+}
+
+/// The profile an earlier session of a UID on a shared device was given, if
+/// that session was split off (`evidence` as `start_session` recorded it).
+pub fn session_profile(client: &mut SpiClient<'_>, portal: &str, uid: &str, evidence: &str) -> Option<i64> {
+    exec(
+        client,
+        "SELECT m.into_profile FROM cdp.merges m
+         WHERE m.portal = $3 AND m.kind = 'uid_reassigned' AND m.uid = $1 AND m.reason = 'session' AND m.evidence = $2
+           AND m.undone_at IS NULL
+         ORDER BY m.merge_id DESC LIMIT 1",
+        &[uid.into(), evidence.into(), portal.into()],
+    )
+    .optional()
+    .map(|row| row.value("into_profile"))
+}
+
 /// A UID of customer `from` identifies as another customer: the UID counts
 /// for `into` from now on, `from` keeps its id and its history.
 pub fn reassign_uid(client: &mut SpiClient<'_>, portal: &str, uid: &str, from: i64, into: i64, decided_by: &Decision<'_>) {

@@ -13,6 +13,7 @@ pub mod merges;
 pub mod portals;
 pub mod profile_attributes;
 pub mod profiles;
+pub mod shared_devices;
 pub mod skips;
 pub mod suggestions;
 pub mod uids;

@@ -45,8 +45,14 @@ pub fn create_anonymous(client: &mut SpiClient<'_>, portal: &str, firsts: &[NewU
              INSERT INTO cdp.profiles (portal, profile_id, system, system_at, first_touch, first_touch_at, quarantined)
              SELECT $7, profile_id, system::jsonb, seen_at, first_touch::jsonb, first_touch_at, quarantined FROM new
          ), mapped AS (
-                          INSERT INTO cdp.uids (portal, uid, profile_id, last_device_id, first_seen)
-             SELECT $7, uid, profile_id, device_id, seen_at FROM new ORDER BY uid
+             INSERT INTO cdp.uids (portal, uid, profile_id, last_device_id, first_seen, shared)
+             SELECT $7, uid, profile_id, device_id, seen_at,
+                    -- a new UID on a shared device (a new cookie on the family computer) is shared from its start
+                    -- (a scalar subquery: one index probe per new UID, never a join over the table)
+                    device_id IS NOT NULL AND (SELECT true FROM cdp.shared_devices s
+                                               WHERE s.portal = $7 AND s.kind = 'device_id' AND s.value = new.device_id
+                                                 AND s.cleared_at IS NULL) IS NOT NULL
+             FROM new ORDER BY uid
              ON CONFLICT (portal, uid) DO NOTHING
              RETURNING uid, profile_id, last_device_id
          ), devices AS (
@@ -74,6 +80,32 @@ pub fn create_anonymous(client: &mut SpiClient<'_>, portal: &str, firsts: &[NewU
         exec(client, "DELETE FROM cdp.profiles WHERE portal = $2 AND profile_id = ANY($1)", &[orphans.into(), portal.into()]);
     }
     rows.into_iter().filter(|(_, _, mapped)| *mapped).map(|(uid, id, _)| (uid, id)).collect()
+}
+
+/// A new anonymous profile for a new session of a UID on a shared device
+/// (the UID is moved to it by `merges::start_session`).
+pub fn create_session_profile(client: &mut SpiClient<'_>, portal: &str, system: &SystemAttributes, at: TimestampWithTimeZone) -> i64 {
+    let json = |m: &Map<String, Value>| Value::Object(m.clone()).to_string();
+    exec(
+        client,
+        "INSERT INTO cdp.profiles (portal, system, system_at, first_touch, first_touch_at)
+         VALUES ($1, $2::jsonb, $3, $4::jsonb, CASE WHEN $4::jsonb <> '{}' THEN $3 END)
+         RETURNING profile_id",
+        &[portal.into(), json(&system.last).into(), at.into(), json(&system.first).into()],
+    )
+    .one()
+    .value("profile_id")
+}
+
+/// The unified profile of a profile: the customer it was merged into, or itself.
+pub fn root_of(client: &mut SpiClient<'_>, portal: &str, profile_id: i64) -> i64 {
+    exec(
+        client,
+        "SELECT coalesce(p.merged_into, p.profile_id) AS root FROM cdp.profiles p WHERE p.portal = $2 AND p.profile_id = $1",
+        &[profile_id.into(), portal.into()],
+    )
+    .one()
+    .value("root")
 }
 
 /// The customer profile of a customer id, created when the id is new; its

@@ -18,6 +18,8 @@ pub struct UidState {
     /// merged into customers).
     pub root_is_customer: bool,
     pub last_device_id: Option<String>,
+    /// The UID or its device is used by several people (`identity::shared`).
+    pub shared: bool,
     pub system_at: Option<TimestampWithTimeZone>,
     pub first_touch_at: Option<TimestampWithTimeZone>,
     /// The system-relevant fields stored on the own profile.
@@ -32,6 +34,7 @@ impl UidState {
             root: profile_id,
             root_is_customer: false,
             last_device_id: device_id,
+            shared: false,
             system_at: Some(at),
             first_touch_at: Some(at),
             stored: fields,
@@ -53,7 +56,7 @@ macro_rules! uid_state_columns {
     () => {
         "u.uid, u.profile_id AS own_profile, coalesce(p.merged_into, p.profile_id) AS root,
          p.merged_into IS NOT NULL OR p.customer_id IS NOT NULL AS root_is_customer,
-         u.last_device_id, p.system_at, p.first_touch_at,
+         u.last_device_id, u.shared, p.system_at, p.first_touch_at,
          p.system ->> 'user_agent' AS user_agent, p.system ->> 'locale' AS locale, p.system ->> 'timezone' AS timezone,
          p.system ->> 'ip' AS ip, p.system ->> 'screen' AS screen, p.system ->> 'device_id' AS device_id"
     };
@@ -65,6 +68,7 @@ fn decode(row: &Row<'_>) -> (String, UidState) {
         root: row.value("root"),
         root_is_customer: row.value("root_is_customer"),
         last_device_id: row.get("last_device_id"),
+        shared: row.value("shared"),
         system_at: row.get("system_at"),
         first_touch_at: row.get("first_touch_at"),
         stored: SystemFields {
@@ -128,9 +132,17 @@ pub fn map(client: &mut SpiClient<'_>, portal: &str, uid: &str, profile_id: i64,
     .is_empty()
 }
 
-/// The device the UID was last seen on (so repeated page views on it write nothing).
+/// The device the UID was last seen on (so repeated page views on it write
+/// nothing); a UID that moves to a shared device is shared from then on.
 pub fn set_last_device(client: &mut SpiClient<'_>, portal: &str, uid: &str, device: &str) {
-    exec(client, "UPDATE cdp.uids SET last_device_id = $2 WHERE portal = $3 AND uid = $1", &[uid.into(), device.into(), portal.into()]);
+    exec(
+        client,
+        "UPDATE cdp.uids u SET last_device_id = $2,
+                shared = u.shared OR EXISTS (SELECT FROM cdp.shared_devices s
+                                             WHERE s.portal = $3 AND s.kind = 'device_id' AND s.value = $2 AND s.cleared_at IS NULL)
+         WHERE u.portal = $3 AND u.uid = $1",
+        &[uid.into(), device.into(), portal.into()],
+    );
 }
 
 /// The UIDs mapped to any of these profiles, sorted.

@@ -4,8 +4,10 @@
 -- same normalized email or phone or the same identify id. A profile that
 -- belongs to another customer is never taken. Device linking can be switched off.
 
--- Bob, a customer, used the laptop first (a shared device).
-SELECT cdp.track_event('bob-uid', 'user', 'sign_in', t.sign_in('bob@example.com', '{}', t.ctx('laptop')), '2026-10-31 04:00Z') AS bob \gset
+-- Bob, a customer, used the laptop first, long enough ago (more than the
+-- shared_device_window of 30 days) that the laptop does not count as shared
+-- (tests/sql/shared_devices.sql covers a device two customers use).
+SELECT cdp.track_event('bob-uid', 'user', 'sign_in', t.sign_in('bob@example.com', '{}', t.ctx('laptop')), '2026-09-15 04:00Z') AS bob \gset
 -- Anonymous profiles of Ann, each reachable by one kind of evidence.
 SELECT cdp.track_event('ann-laptop-old', 'pageview', 'view', jsonb_build_object('context', t.ctx('laptop')), '2026-11-01 00:00Z') AS by_device \gset
 SELECT cdp.track_event('ann-work', 'form', 'submit', '{"dims": {"customers": {"email": "A.N.N+promo@gmail.com"}}}', '2026-11-01 01:00Z') AS by_email \gset

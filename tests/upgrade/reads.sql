@@ -9,7 +9,7 @@ SELECT regexp_replace(jsonb_pretty(jsonb_build_object(
     'customers', (SELECT jsonb_agg(jsonb_build_object(
                       'customer_id', c.customer_id,
                       'profile', cdp.customer_profile(c.customer_id) - 'created_at',
-                      'explain', cdp.explain(c.profile_id),
+                      'explain', cdp.explain(c.profile_id) - 'shared',  -- (a key 0.2.0 added)
                       'timeline', (SELECT jsonb_agg(to_jsonb(e) ORDER BY e.event_time, e.event_id) FROM cdp.events_of(c.profile_id) e))
                     ORDER BY c.customer_id) FROM cdp.customers c),
     'anonymous', (SELECT jsonb_agg(to_jsonb(a) - 'created_at' - 'portal' ORDER BY a.profile_id) FROM cdp.anonymous_profiles a),
