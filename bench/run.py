@@ -23,9 +23,10 @@ DB = "cdp_bench"
 
 FULL = dict(events=100_000, reps=3, batch=1000, pgbench_seconds=5, clients=(1, 4, 8),
             merge_sizes=(10, 1_000, 100_000), identifies=300, read_uids=100, read_events=100_000,
-            mixed_calls=1500)
+            mixed_calls=1500, predict_sizes=(10_000, 1_000_000), accuracy=True)
 SMOKE = dict(events=2_000, reps=1, batch=200, pgbench_seconds=1, clients=(1, 2),
-             merge_sizes=(10, 200), identifies=20, read_uids=5, read_events=1_000, mixed_calls=100)
+             merge_sizes=(10, 200), identifies=20, read_uids=5, read_events=1_000, mixed_calls=100,
+             predict_sizes=(1_000, 10_000), accuracy=False)
 
 
 def psql(sql, db=DB, variables=None, quiet_notices=True):
@@ -249,6 +250,53 @@ def reads(cfg):
     return checks, results
 
 
+def predict_cost(cfg):
+    """cdp.identify with identify_type 'predict' among n anonymous profiles, for each n of predict_sizes: each in
+    its own portal, the profiles (and their signals and value counts) loaded in bulk, 50 visitor values per
+    user agent and IP network, so the candidates' lookups meet popular values. Median ms per identify."""
+    results = {}
+    for n in cfg["predict_sizes"]:
+        portal = f"predict_{n}"
+        psql(f"""SELECT cdp.create_portal('{portal}');
+                 INSERT INTO cdp.profiles (portal, system, system_at)
+                 SELECT '{portal}', jsonb_build_object('user_agent', 'UA-' || g % 50, 'ip', '10.9.' || g % 50 || '.1', 'device_id', 'pd-' || g,
+                                                       'screen', '390x844', 'timezone', 'Asia/Ho_Chi_Minh', 'locale', 'vi-VN'),
+                        now() - (g % 20) * interval '1 day'
+                 FROM generate_series(1, {n}) g;
+                 INSERT INTO cdp.profile_signals (portal, profile_id, signal, value, seen_at)
+                 SELECT p.portal, p.profile_id, k.signal, k.value, p.system_at
+                 FROM cdp.profiles p, LATERAL (VALUES ('user_agent', p.system ->> 'user_agent'), ('device_id', p.system ->> 'device_id'),
+                                                      ('ip_network', regexp_replace(p.system ->> 'ip', '[.][0-9]+$', '')),
+                                                      ('screen', p.system ->> 'screen'), ('timezone', p.system ->> 'timezone'),
+                                                      ('locale', p.system ->> 'locale')) AS k(signal, value)
+                 WHERE p.portal = '{portal}';
+                 INSERT INTO cdp.signal_counts (portal, signal, value, day, profiles)
+                 SELECT portal, signal, v.value, (seen_at AT TIME ZONE 'UTC')::date, count(*)
+                 FROM cdp.profile_signals, LATERAL (VALUES (value), ('*')) AS v(value) WHERE portal = '{portal}' GROUP BY 1, 2, 3, 4;
+                 ANALYZE;""")
+        calls = [f"SET cdp.portal = '{portal}'; SELECT cdp.track_event('pq-{i}', 'page', 'view', "
+                 f"'{{\"context\": {{\"user_agent\": \"UA-{i % 50}\", \"ip\": \"10.9.{i % 50}.7\", \"device_id\": \"pq-dev-{i}\", "
+                 f"\"screen\": \"390x844\", \"timezone\": \"Asia/Ho_Chi_Minh\", \"locale\": \"vi-VN\"}}}}')"
+                 for i in range(max(cfg["reps"], 5) * 4)]
+        times = []
+        for i, track in enumerate(calls):
+            times.append(ms(f"SELECT cdp.identify('pq-{i}', 'pq-customer-{i}', '{{}}', 'predict')", track))
+        results[n] = median(times)
+    return results
+
+
+def accuracy():
+    """The accuracy simulations, in their full size; each writes its table in Markdown."""
+    sections = []
+    for script in ("shared_devices_sim.py", "predict_eval.py"):
+        with tempfile.NamedTemporaryFile(suffix=".md") as f:
+            out = subprocess.run([sys.executable, os.path.join(ROOT, "tests", script), "--markdown", f.name], capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"bench: tests/{script} failed:\n{out.stdout[-3000:]}{out.stderr[-2000:]}")
+            sections.append(open(f.name).read().strip())
+    return "\n\n".join(sections)
+
+
 def mixed(cfg):
     """8 concurrent clients of track_event / identify / track_batch, with the invariants checked afterwards."""
     out = subprocess.run([os.path.join(ROOT, "tests", "concurrency.sh"), "8", str(cfg["mixed_calls"])],
@@ -358,14 +406,27 @@ def main():
     rd_checks, rd = reads(cfg)
     print("bench: mixed workload", flush=True)
     mix = mixed(cfg)
+    print("bench: predict identify cost by number of anonymous profiles", flush=True)
+    pred = predict_cost(cfg)
     text, ratios = report(cfg, ing_rows, ing, pgb, merge, ident, rd_checks, rd, mix)
+    small, large = min(pred), max(pred)
+    text += (f"\n## Predicted matching: cost by number of anonymous profiles\n\n"
+             "`cdp.identify(..., 'predict')` of a visitor whose user agent and IP network are each shared by 1 in 50 profiles, "
+             "candidates found by index (the latest 200 per value within the predict window):\n\n"
+             "| anonymous profiles | ms per identify | ratio to the smallest |\n|---:|---:|---:|\n"
+             + "".join(f"| {n:,} | {t:.2f} | {t / pred[small]:.2f} |\n" for n, t in sorted(pred.items()))
+             + f"\nFrom {small:,} to {large:,} profiles the cost changes by {pred[large] / pred[small]:.2f}x.\n")
+    if cfg["accuracy"]:
+        print("bench: accuracy simulations", flush=True)
+        text += "\n" + accuracy() + "\n"
+
     text += f"\nThe whole run took {time.perf_counter() - started:.0f} s.\n\n"
     with open(os.path.join(HERE, "analysis.md")) as f:
         text += f.read()
     psql(f"DROP DATABASE IF EXISTS {DB}", db="postgres")
     if args.smoke:
         print(text)
-        figures = [*ing.values(), *pgb.values(), *merge.values(), *ident.values(), *(v for pair in rd.values() for v in pair)]
+        figures = [*ing.values(), *pgb.values(), *merge.values(), *ident.values(), *(v for pair in rd.values() for v in pair), *pred.values()]
         checks = [all(f > 0 for f in figures), ratios["mixed_ok"], rd_checks == f"{cfg['read_uids']} {cfg['read_events']}"]
         print(f"bench smoke: {sum(checks)} passed, {len(checks) - sum(checks)} failed")
         sys.exit(0 if all(checks) else 1)

@@ -126,7 +126,7 @@ ALTER TABLE cdp.erased_uids ADD CONSTRAINT erased_uids_pkey PRIMARY KEY (portal,
 
 
 -- Shared computers (new tables; their indexes are made below with the others).
-ALTER TABLE cdp.uids ADD COLUMN shared boolean NOT NULL DEFAULT false;
+ALTER TABLE cdp.uids ADD COLUMN shared boolean NOT NULL DEFAULT false, ADD COLUMN last_session_id text, ADD COLUMN last_event_at timestamptz;
 ALTER TABLE cdp.merges DROP CONSTRAINT merges_reason_check,
     ADD CONSTRAINT merges_reason_check CHECK (reason IN ('uid', 'device_id', 'email', 'phone', 'identify_id', 'predict', 'session'));
 -- Shared computers. Every identify notes which customer was identified on
@@ -165,6 +165,53 @@ CREATE TABLE cdp.shared_devices (
 
 SELECT pg_catalog.pg_extension_config_dump('cdp.identified_on', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.shared_devices', '');
+-- Predicted matching: each profile's context signals (the last value of each:
+-- device id, user agent, IP network, screen, timezone, locale) and when that
+-- value was recorded, so that candidates are found by index, a bounded number
+-- per value, whatever the number of profiles.
+CREATE TABLE cdp.profile_signals (
+    portal     text NOT NULL,
+    profile_id bigint NOT NULL,
+    signal     text NOT NULL,
+    value      text NOT NULL,
+    seen_at    timestamptz NOT NULL,
+    CONSTRAINT profile_signals_pkey PRIMARY KEY (portal, profile_id, signal),
+    CONSTRAINT profile_signals_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id)
+);
+
+-- How common each signal value is: profiles recorded with it per day (value
+-- '*': all profiles with the signal), maintained as profiles are written, so
+-- an agreement's weight reflects the value's frequency (see predict.rs).
+-- No personal data: counts only.
+CREATE TABLE cdp.signal_counts (
+    portal   text NOT NULL,
+    signal   text NOT NULL,
+    value    text NOT NULL,
+    day      date NOT NULL,
+    profiles integer NOT NULL,
+    CONSTRAINT signal_counts_pkey PRIMARY KEY (portal, signal, value, day)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('cdp.profile_signals', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.signal_counts', '');
+
+-- The signals and their counts, from the profiles 0.1 recorded (as of their
+-- system attributes' time).
+INSERT INTO cdp.profile_signals (portal, profile_id, signal, value, seen_at)
+SELECT p.portal, p.profile_id, k.signal, k.value, coalesce(p.system_at, p.created_at)
+FROM cdp.profiles p,
+     LATERAL (VALUES ('device_id', p.system ->> 'device_id'), ('user_agent', p.system ->> 'user_agent'),
+                     ('screen', p.system ->> 'screen'), ('timezone', p.system ->> 'timezone'), ('locale', p.system ->> 'locale'),
+                     ('ip_network', CASE WHEN p.system ->> 'ip' ~ '^[0-9]{1,3}([.][0-9]{1,3}){3}$'
+                                         THEN pg_catalog.regexp_replace(p.system ->> 'ip', '[.][0-9]+$', '')
+                                         WHEN pg_catalog.array_length(pg_catalog.string_to_array(p.system ->> 'ip', ':'), 1) >= 3
+                                         THEN pg_catalog.array_to_string((pg_catalog.string_to_array(p.system ->> 'ip', ':'))[1:3], ':')
+                                    END)) AS k(signal, value)
+WHERE k.value IS NOT NULL AND k.value <> '';
+INSERT INTO cdp.signal_counts (portal, signal, value, day, profiles)
+SELECT s.portal, s.signal, v.value, (s.seen_at AT TIME ZONE 'UTC')::date, count(*)
+FROM cdp.profile_signals s, LATERAL (VALUES (s.value), ('*')) AS v(value)
+GROUP BY 1, 2, 3, 4;
 -- Indexes: those of 0.1 again, leading with the portal, and new ones on
 -- every column erasure and unmerge find rows by.
 CREATE INDEX profiles_merged_into_idx ON cdp.profiles (portal, merged_into) WHERE merged_into IS NOT NULL;
@@ -186,6 +233,7 @@ CREATE UNIQUE INDEX match_suggestions_open_key ON cdp.match_suggestions (portal,
 CREATE INDEX match_suggestions_profile_idx ON cdp.match_suggestions (portal, profile_id);
 CREATE INDEX match_suggestions_customer_idx ON cdp.match_suggestions (portal, customer_profile);
 CREATE INDEX match_suggestions_merge_idx ON cdp.match_suggestions (portal, merge_id) WHERE merge_id IS NOT NULL;
+CREATE INDEX profile_signals_value_idx ON cdp.profile_signals (portal, signal, value, seen_at);
 CREATE INDEX identified_on_customer_idx ON cdp.identified_on (portal, customer_profile);
 CREATE INDEX erased_uids_erasure_idx ON cdp.erased_uids (portal, erasure_id);
 
@@ -912,7 +960,7 @@ DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['profiles', 'uids', 'events', 'identifiers', 'profile_attributes', 'merges', 'merge_blocks',
                              'identify_skips', 'match_suggestions', 'erasures', 'erased_uids', 'identity_changes',
-                             'identified_on', 'shared_devices'] LOOP
+                             'identified_on', 'shared_devices', 'profile_signals', 'signal_counts'] LOOP
         EXECUTE pg_catalog.format('ALTER TABLE cdp.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE pg_catalog.format(
             'CREATE POLICY usable_portals ON cdp.%I FOR SELECT TO cdp_reader USING (portal IN (SELECT cdp.usable_portals()))', t);

@@ -104,6 +104,10 @@ CREATE TABLE cdp.uids (
     -- its events take the general path, where each new session starts a new
     -- anonymous profile
     shared         boolean NOT NULL DEFAULT false,
+    -- a shared UID's current session: its session id and latest event time
+    -- (kept for shared UIDs only, on their general path)
+    last_session_id text,
+    last_event_at   timestamptz,
     CONSTRAINT uids_pkey PRIMARY KEY (portal, uid),
     CONSTRAINT uids_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id)
 );
@@ -270,6 +274,34 @@ CREATE INDEX match_suggestions_profile_idx ON cdp.match_suggestions (portal, pro
 CREATE INDEX match_suggestions_customer_idx ON cdp.match_suggestions (portal, customer_profile);
 CREATE INDEX match_suggestions_merge_idx ON cdp.match_suggestions (portal, merge_id) WHERE merge_id IS NOT NULL;
 
+-- Predicted matching: each profile's context signals (the last value of each:
+-- device id, user agent, IP network, screen, timezone, locale) and when that
+-- value was recorded, so that candidates are found by index, a bounded number
+-- per value, whatever the number of profiles.
+CREATE TABLE cdp.profile_signals (
+    portal     text NOT NULL,
+    profile_id bigint NOT NULL,
+    signal     text NOT NULL,
+    value      text NOT NULL,
+    seen_at    timestamptz NOT NULL,
+    CONSTRAINT profile_signals_pkey PRIMARY KEY (portal, profile_id, signal),
+    CONSTRAINT profile_signals_profile_id_fkey FOREIGN KEY (portal, profile_id) REFERENCES cdp.profiles (portal, profile_id)
+);
+CREATE INDEX profile_signals_value_idx ON cdp.profile_signals (portal, signal, value, seen_at);
+
+-- How common each signal value is: profiles recorded with it per day (value
+-- '*': all profiles with the signal), maintained as profiles are written, so
+-- an agreement's weight reflects the value's frequency (see predict.rs).
+-- No personal data: counts only.
+CREATE TABLE cdp.signal_counts (
+    portal   text NOT NULL,
+    signal   text NOT NULL,
+    value    text NOT NULL,
+    day      date NOT NULL,
+    profiles integer NOT NULL,
+    CONSTRAINT signal_counts_pkey PRIMARY KEY (portal, signal, value, day)
+);
+
 -- Shared computers. Every identify notes which customer was identified on
 -- which device id and UID, as of its identify_time; a device id or UID
 -- identified as two or more customers within the portal's
@@ -382,5 +414,7 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.erasures', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.erasures_erasure_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.erased_uids', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.install_key', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.profile_signals', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.signal_counts', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identified_on', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.shared_devices', '');

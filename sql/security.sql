@@ -99,7 +99,7 @@ DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['profiles', 'uids', 'events', 'identifiers', 'profile_attributes', 'merges', 'merge_blocks',
                              'identify_skips', 'match_suggestions', 'erasures', 'erased_uids', 'identity_changes',
-                             'identified_on', 'shared_devices'] LOOP
+                             'identified_on', 'shared_devices', 'profile_signals', 'signal_counts'] LOOP
         EXECUTE pg_catalog.format('ALTER TABLE cdp.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE pg_catalog.format(
             'CREATE POLICY usable_portals ON cdp.%I FOR SELECT TO cdp_reader USING (portal IN (SELECT cdp.usable_portals()))', t);

@@ -65,6 +65,7 @@ const ERASE: &str = "
              RETURNING 1
          ),
          identifiers AS (DELETE FROM cdp.identifiers i WHERE i.portal = $5 AND i.profile_id = ANY($1) RETURNING 1),
+         profile_signals AS (DELETE FROM cdp.profile_signals s WHERE s.portal = $5 AND s.profile_id = ANY($1)),
          attributes AS (
              DELETE FROM cdp.profile_attributes a
              WHERE a.portal = $5 AND (a.profile_id = ANY($1) OR a.source_profile = ANY($1))
@@ -214,12 +215,15 @@ pub fn forget_uid(client: &mut SpiClient<'_>, portal: &Portal, uid: &str) -> Cdp
         return Err(CdpError::invalid(format!("UID \"{uid}\" is unknown")));
     };
     let own_is_customer = profiles::is_customer(client, here, state.own_profile);
-    let doomed = if own_is_customer { Vec::new() } else { vec![state.own_profile] };
+    let own_customer = state.root_is_customer.then_some(state.root);
+    let mut doomed: BTreeSet<i64> = if own_is_customer { BTreeSet::new() } else { BTreeSet::from([state.own_profile]) };
+    // On a shared device, the UID's earlier sessions are profiles of their own.
+    doomed.extend(uids::session_profiles(client, here, uid, own_customer));
+    let doomed: Vec<i64> = doomed.into_iter().collect();
     let mut subject_uids = uids::of_profiles(client, here, doomed.clone());
     if !subject_uids.iter().any(|u| u == uid) {
         subject_uids.push(uid.to_string());
     }
-    let own_customer = state.root_is_customer.then_some(state.root);
     let uid_event_profiles = uids::event_profiles_for_erasure(client, here, uid, own_customer);
     erase(
         client,

@@ -9,7 +9,7 @@
 //! lock order of every path, see `portal::lock`).
 
 use crate::attributes::{Identifier, Skip};
-use crate::identity::shared::{self, SessionRoute};
+use crate::identity::shared;
 use crate::identity::{self, suppression};
 use crate::portal::{self, Portal};
 use crate::request::{Claim, TrackRequest};
@@ -49,9 +49,7 @@ pub fn track_event(client: &mut SpiClient<'_>, portal: &Portal, req: &TrackReque
             // On a shared device, a sign-in in a new session identifies that session's visits only.
             if let Some(state) = uids::resolve(client, here, &req.uid).filter(|s| s.shared) {
                 portal::lock(client, portal);
-                if let SessionRoute::New(evidence) = shared::route(client, portal, req, &state) {
-                    shared::start_session(client, portal, req, &state, &evidence);
-                }
+                shared::follow_session(client, portal, req, state);
             }
             // Identify first, so the event itself lands on the customer.
             let outcome = identity::identify(client, portal, identify_req);
@@ -131,18 +129,7 @@ pub fn apply_profile_changes(client: &mut SpiClient<'_>, on: &Portal, req: &Trac
         return UidState::created(profile_id, req.event_time, req.device_id.clone(), req.system_fields.clone());
     };
     // A UID on a shared device: which session's profile the event belongs to.
-    let state = if state.shared {
-        match shared::route(client, on, req, &state) {
-            SessionRoute::Current => state,
-            SessionRoute::Earlier(profile) => {
-                let root = profiles::root_of(client, portal, profile);
-                return UidState { own_profile: profile, root, ..state };
-            }
-            SessionRoute::New(evidence) => shared::start_session(client, on, req, &state, &evidence),
-        }
-    } else {
-        state
-    };
+    let state = if state.shared { shared::follow_session(client, on, req, state) } else { state };
     let changed = state.system_changes(&req.system_fields, req.has_first_touch, req.event_time);
     if changed != (false, false) {
         profiles::update_system(client, portal, state.own_profile, &req.system(), changed, req.event_time);

@@ -1,10 +1,24 @@
 //! Predicted matching (`identify_type = 'predict'`): scores still-anonymous
 //! profiles against a customer from the signals their context carried, in the
-//! Fellegi-Sunter way: each signal that agrees adds log2(m/u), each that
-//! disagrees adds log2((1-m)/(1-u)), a missing one adds nothing; the sum and a
-//! prior give a match probability. Above `cdp.predict_auto_merge` the profile
-//! is merged (reason `predict`), between `cdp.predict_review` and that a
-//! suggestion is stored for review, below nothing happens.
+//! Fellegi-Sunter way, with term-frequency adjustment (as Splink does):
+//!
+//! - a signal that agrees adds log2(m / u), one that disagrees adds
+//!   log2((1 - m) / (1 - u)), a missing one adds nothing; the sum and the prior
+//!   give a match probability: odds = prior / (1 - prior) * 2^sum;
+//! - m and u come from the portal's weights, except that for an agreement on
+//!   a user agent, screen, IP network, timezone or locale, u is how common
+//!   that value is: u = (n + 1) / (N + 2), n the profiles recorded with the
+//!   value and N those recorded with the signal within the predict window
+//!   (`cdp.signal_counts`), once N reaches `MIN_SAMPLE` (before that the
+//!   configured u), and never below `U_FLOOR`. Agreeing on the most common
+//!   phone of a market is weak evidence; agreeing on a rare browser is strong;
+//! - the strong-signal rule: an auto-merge needs an agreement on a strong
+//!   signal (`predict_strong_signals`, by default the device id, which a
+//!   shared or constant device never provides); weak signals alone give at
+//!   most a suggestion for review.
+//!
+//! At or above `predict_auto_merge` the profile is merged (reason `predict`),
+//! between `predict_review` and that a suggestion is stored, below nothing.
 
 use crate::errors::{CdpError, CdpResult};
 use serde_json::{json, Map, Value};
@@ -72,21 +86,71 @@ pub fn ip_network(ip: &str) -> Option<String> {
     }
 }
 
-/// The match weight and probability of a candidate, with what each signal did.
-pub fn score(customer: &Signals, candidate: &Signals, weights: &Weights, prior: f64) -> (f64, Value) {
+/// The signals whose agreement is weighed by how common the agreeing value is.
+pub const FREQUENCY_SIGNALS: &[&str] = &["user_agent", "screen", "ip_network", "timezone", "locale"];
+
+/// Profiles with a signal in the window below which its counts are too few
+/// to say how common a value is (the configured u is used).
+pub const MIN_SAMPLE: i64 = 50;
+
+/// The smallest u an agreement on a weak signal may have: one in a thousand.
+pub const U_FLOOR: f64 = 0.001;
+
+/// How common a value is: (profiles with the value, profiles with the signal)
+/// in the window, when known.
+pub type Frequency<'a> = &'a dyn Fn(&str, &str) -> Option<(i64, i64)>;
+
+/// The u of an agreement on `signal` through `values`: the configured one, or
+/// the frequency of the most common agreeing value (the cautious choice).
+fn agreement_u(signal: &str, values: &BTreeSet<&String>, configured: f64, frequency: Frequency<'_>) -> f64 {
+    if !FREQUENCY_SIGNALS.contains(&signal) {
+        return configured;
+    }
+    values
+        .iter()
+        .filter_map(|v| frequency(signal, v))
+        .filter(|(_, total)| *total >= MIN_SAMPLE)
+        .map(|(n, total)| ((n + 1) as f64 / (total + 2) as f64).max(U_FLOOR))
+        .fold(None, |most: Option<f64>, u| Some(most.map_or(u, |m| m.max(u))))
+        .unwrap_or(configured)
+}
+
+/// A candidate's score: its match probability (before the strong-signal
+/// rule), what each signal did, and whether a strong signal agreed.
+pub struct Score {
+    pub probability: f64,
+    pub report: Value,
+    pub strong: bool,
+}
+
+/// Scores a candidate against the customer's signals.
+pub fn score(customer: &Signals, candidate: &Signals, weights: &Weights, prior: f64, strong: &[String], frequency: Frequency<'_>) -> Score {
     let mut total = 0.0;
     let mut report = Map::new();
+    let mut strong_agrees = false;
     for signal in SIGNALS {
         let (Some((m, u)), Some(theirs), Some(ours)) = (weights.0.get(*signal), candidate.get(*signal), customer.get(*signal)) else {
             continue;
         };
-        let agrees = !theirs.is_disjoint(ours);
-        let weight = if agrees { (m / u).log2() } else { ((1.0 - m) / (1.0 - u)).log2() };
+        let common: BTreeSet<&String> = theirs.intersection(ours).collect();
+        let agrees = !common.is_empty();
+        let weight = if agrees {
+            // A value nearly everyone has is no evidence either way (never negative).
+            let u = agreement_u(signal, &common, *u, frequency).min(*m);
+            report.insert(signal.to_string(), json!({"agrees": true, "u": (u * 10000.0).round() / 10000.0}));
+            (m / u).log2()
+        } else {
+            report.insert(signal.to_string(), json!({"agrees": false}));
+            ((1.0 - m) / (1.0 - u)).log2()
+        };
+        strong_agrees |= agrees && strong.iter().any(|s| s == signal);
         total += weight;
-        report.insert(signal.to_string(), json!({"agrees": agrees, "weight": (weight * 100.0).round() / 100.0}));
+        if let Some(Value::Object(entry)) = report.get_mut(*signal) {
+            entry.insert("weight".into(), json!((weight * 100.0).round() / 100.0));
+        }
     }
     let odds = prior / (1.0 - prior) * total.exp2();
-    (odds / (1.0 + odds), Value::Object(report))
+    Score { probability: odds / (1.0 + odds), report: Value::Object(report), strong: strong_agrees }
 }
 
 #[cfg(test)]
@@ -107,13 +171,39 @@ mod tests {
         let customer = signals(&[("user_agent", "UA-1"), ("ip_network", "10.1.2"), ("timezone", "Asia/Hanoi"), ("locale", "vi")]);
         let same = signals(&[("user_agent", "UA-1"), ("ip_network", "10.1.2"), ("timezone", "Asia/Hanoi"), ("locale", "vi")]);
         let other = signals(&[("user_agent", "UA-2"), ("ip_network", "10.9.9"), ("timezone", "Asia/Hanoi"), ("locale", "vi")]);
-        let (p_same, report) = score(&customer, &same, &w, 0.01);
-        let (p_other, _) = score(&customer, &other, &w, 0.01);
-        assert!(p_same > 0.95, "{p_same}");
+        let unknown = |_: &str, _: &str| None;
+        let strong = vec!["device_id".to_string()];
+        let same_score = score(&customer, &same, &w, 0.01, &strong, &unknown);
+        let p_other = score(&customer, &other, &w, 0.01, &strong, &unknown).probability;
+        assert!(same_score.probability > 0.95, "{}", same_score.probability);
+        assert!(!same_score.strong, "no device id agreed: not strong");
         assert!(p_other < 0.01, "{p_other}");
-        assert_eq!(report["user_agent"]["agrees"], json!(true));
-        let (p_nothing, _) = score(&customer, &Signals::new(), &w, 0.01);
+        assert_eq!(same_score.report["user_agent"]["agrees"], json!(true));
+        let p_nothing = score(&customer, &Signals::new(), &w, 0.01, &strong, &unknown).probability;
         assert!((p_nothing - 0.01).abs() < 1e-9, "no signal: the prior");
+    }
+
+    #[test]
+    fn agreement_on_a_common_value_is_weak_evidence() {
+        let w = Weights::parse(DEFAULT_WEIGHTS).unwrap();
+        let strong = vec!["device_id".to_string()];
+        let customer = signals(&[("user_agent", "iPhone Safari"), ("ip_network", "100.64.1"), ("screen", "390x844")]);
+        // The most common phone, on a carrier /24 a tenth of the visitors share.
+        let common = |signal: &str, _: &str| Some(if signal == "ip_network" { (100, 1000) } else { (300, 1000) });
+        let rare = |_: &str, _: &str| Some((1, 1000));
+        let p_common = score(&customer, &customer, &w, 0.01, &strong, &common).probability;
+        let p_rare = score(&customer, &customer, &w, 0.01, &strong, &rare).probability;
+        assert!(p_common < 0.6, "common values say little: {p_common}");
+        assert!(p_rare > p_common, "a rare value says more: {p_rare} vs {p_common}");
+        let few = |_: &str, _: &str| Some((1, 10));
+        let unknown = |_: &str, _: &str| None;
+        assert_eq!(
+            score(&customer, &customer, &w, 0.01, &strong, &few).probability,
+            score(&customer, &customer, &w, 0.01, &strong, &unknown).probability,
+            "below MIN_SAMPLE the configured u applies"
+        );
+        let device = signals(&[("device_id", "d-1")]);
+        assert!(score(&device, &device, &w, 0.01, &strong, &unknown).strong, "a device id agreement is strong");
     }
 
     #[test]

@@ -34,6 +34,8 @@ static MAX_BATCH_BYTES: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024 * 102
 static SHARED_DEVICE_DETECTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 static SHARED_DEVICE_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(30 * 86_400);
 static SESSION_IDLE: GucSetting<i32> = GucSetting::<i32>::new(30 * 60);
+static PREDICT_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(30 * 86_400);
+static PREDICT_STRONG_SIGNALS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"device_id"));
 
 pub fn register() {
     GucRegistry::define_string_guc(
@@ -75,6 +77,12 @@ pub fn register() {
             &IDENTITY_VERIFICATION,
         ),
                 (
+            c"cdp.predict_strong_signals",
+            c"Default signals of which one must agree for a predicted auto-merge (comma-separated).",
+            c"Agreement on other signals alone gives at most a suggestion for review. Empty: no such rule.",
+            &PREDICT_STRONG_SIGNALS,
+        ),
+        (
             c"cdp.default_phone_region",
             c"Default region of phone numbers given without a country code (ISO 3166, e.g. GB, VN).",
             c"Phones are stored in E.164; without a region a national number keeps its digits.",
@@ -140,6 +148,15 @@ pub fn register() {
             c"A shared device links no anonymous profiles and starts an anonymous profile per session.",
             &SHARED_DEVICE_WINDOW,
             0,
+            i32::MAX,
+            GucFlags::UNIT_S,
+        ),
+        (
+            c"cdp.predict_window",
+            c"Default window of predicted matching: candidates and value frequencies from profiles recorded within it.",
+            c"Candidates are the latest profiles per signal value within the window, found by index.",
+            &PREDICT_WINDOW,
+            3600,
             i32::MAX,
             GucFlags::UNIT_S,
         ),
@@ -213,6 +230,10 @@ pub enum ContactLinking {
 /// The predicted-matching settings, checked together.
 #[derive(Debug, Clone)]
 pub struct PredictSettings {
+    /// Signals of which one must agree for an auto-merge.
+    pub strong: Vec<String>,
+    /// Seconds back from the identify that candidates and frequencies come from.
+    pub window_s: i64,
     pub auto_merge: f64,
     pub review: f64,
     pub prior: f64,
@@ -240,6 +261,8 @@ const KEYS: &[&str] = &[
     "shared_device_detection",
     "shared_device_window",
     "session_idle",
+    "predict_window",
+    "predict_strong_signals",
 ];
 
 /// A portal's settings: its overrides, checked, over the server defaults
@@ -265,6 +288,8 @@ pub struct PortalSettings {
     shared_device_detection: Option<bool>,
     shared_device_window_s: Option<i64>,
     session_idle_s: Option<i64>,
+    predict_window_s: Option<i64>,
+    predict_strong_signals: Option<Vec<String>>,
 }
 
 impl PortalSettings {
@@ -318,6 +343,17 @@ impl PortalSettings {
                 "shared_device_detection" => s.shared_device_detection = Some(value.as_bool().ok_or_else(|| bad("must be true or false"))?),
                 "shared_device_window" => s.shared_device_window_s = Some(int(0, i32::MAX as i64)?),
                 "session_idle" => s.session_idle_s = Some(int(1, i32::MAX as i64)?),
+                "predict_window" => s.predict_window_s = Some(int(3600, i32::MAX as i64)?),
+                "predict_strong_signals" => {
+                    let names = value
+                        .as_array()
+                        .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<String>>>())
+                        .ok_or_else(|| bad("must be an array of signal names"))?;
+                    if let Some(unknown) = names.iter().find(|n| !crate::predict::SIGNALS.contains(&n.as_str())) {
+                        return Err(bad(&format!("names the unknown signal \"{unknown}\"; known: {}", crate::predict::SIGNALS.join(", "))));
+                    }
+                    s.predict_strong_signals = Some(names);
+                }
                 "default_phone_region" => {
                     let region = value.as_str().unwrap_or_default().trim().to_uppercase();
                     if region.parse::<phonenumber::country::Id>().is_err() {
@@ -459,7 +495,23 @@ impl PortalSettings {
             None => Weights::parse(text_of(&PREDICT_WEIGHTS).as_deref().unwrap_or(DEFAULT_WEIGHTS))
                 .map_err(|e| CdpError::invalid(format!("cdp.predict_weights: {}", e.message)))?,
         };
-        Ok(PredictSettings { auto_merge, review, prior, weights })
+        let strong = match &self.predict_strong_signals {
+            Some(names) => names.clone(),
+            None => {
+                let names: Vec<String> = text_of(&PREDICT_STRONG_SIGNALS)
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                if let Some(unknown) = names.iter().find(|n| !crate::predict::SIGNALS.contains(&n.as_str())) {
+                    return Err(CdpError::invalid(format!("cdp.predict_strong_signals names the unknown signal \"{unknown}\"")));
+                }
+                names
+            }
+        };
+        let window_s = self.predict_window_s.unwrap_or_else(|| PREDICT_WINDOW.get() as i64);
+        Ok(PredictSettings { strong, window_s, auto_merge, review, prior, weights })
     }
 }
 

@@ -151,6 +151,8 @@ mod tests {
             root_is_customer: false,
             last_device_id: None,
             shared: false,
+            session: None,
+            last_event_at: None,
             system_at: Some(noon),
             first_touch_at: Some(noon),
             stored: stored.clone(),

@@ -37,7 +37,10 @@ SELECT pg_temp.check(NOT EXISTS (SELECT FROM cdp.profiles p JOIN cdp.profiles r 
 -- (a restored profile whose UID moved on to a customer meanwhile keeps its history without a UID)
 SELECT pg_temp.check(NOT EXISTS (SELECT FROM cdp.profiles p WHERE p.customer_id IS NULL AND p.merged_into IS NULL
                                  AND NOT EXISTS (SELECT FROM cdp.uids u WHERE u.profile_id = p.profile_id)
-                                 AND NOT EXISTS (SELECT FROM cdp.merges m WHERE m.from_profile = p.profile_id)),
+                                 AND NOT EXISTS (SELECT FROM cdp.merges m WHERE m.from_profile = p.profile_id)
+                                 -- an earlier session of a UID on a shared device keeps its visits, not the UID
+                                 AND NOT EXISTS (SELECT FROM cdp.merges m WHERE m.kind = 'uid_reassigned' AND m.reason = 'session'
+                                                   AND p.profile_id IN (m.into_profile, m.uid_profile_before))),
     'no orphan anonymous profile');
 SELECT pg_temp.check((SELECT count(*) FROM cdp.profiles WHERE merged_into IS NOT NULL)
                      = (SELECT count(*) FROM cdp.merges WHERE kind = 'merge' AND undone_at IS NULL),

@@ -77,6 +77,15 @@ FROM generate_series(1, 40000, 4) g, unnest(ARRAY['device_id', 'uid']) k;
 INSERT INTO cdp.shared_devices (portal, kind, value, detected_at, evidence)
 SELECT 'default', 'device_id', 'g-dev-' || g, now() - interval '1 day', '{"customers": 2}' FROM generate_series(20003, 40000, 20) g;
 UPDATE cdp.uids SET shared = true WHERE portal = 'default' AND last_device_id IN (SELECT value FROM cdp.shared_devices);
+-- the visitors' signals for predicted matching, and how common each value is
+INSERT INTO cdp.profile_signals (portal, profile_id, signal, value, seen_at)
+SELECT 'default', 108000 + g, k.signal, k.value, now() - interval '2 days'
+FROM generate_series(1, 40000) g,
+     LATERAL (VALUES ('device_id', 'g-dev-' || g), ('user_agent', 'UA-' || g % 50), ('ip_network', '10.0.' || g % 200)) AS k(signal, value);
+INSERT INTO cdp.signal_counts (portal, signal, value, day, profiles)
+SELECT portal, signal, v.value, (seen_at AT TIME ZONE 'UTC')::date, count(*)
+FROM cdp.profile_signals, LATERAL (VALUES (value), ('*')) AS v(value) WHERE profile_id > 108000 GROUP BY 1, 2, 3, 4
+ON CONFLICT (portal, signal, value, day) DO UPDATE SET profiles = cdp.signal_counts.profiles + excluded.profiles;
 -- predicted matches waiting for review or rejected: 20,000
 INSERT INTO cdp.match_suggestions (portal, profile_id, customer_profile, probability, signals, status)
 SELECT 'default', 108000 + g, 100001 + g % 8000, 0.7, '{}', CASE WHEN g % 3 = 0 THEN 'rejected' ELSE 'open' END
@@ -160,10 +169,10 @@ def calls(r):
         ("forget_uid", f"SELECT cdp.forget_uid('g-uid-{901 + r}')"),
         ("forget_uid of a shared browser", f"SELECT cdp.forget_uid('g-uid-{601 + 2 * r}')"),
         ("forget_customer", f"SELECT cdp.forget_customer('gc-{30 + r}')"),
-    ]
-    # Not yet on index plans (known, tracked in its own issue): predicted matching scans anonymous profiles.
-    jit_only = [
+        # Predicted matching finds its candidates by index, a bounded number per signal value.
         ("identify predict", f"SELECT cdp.identify('g-uid-{801 + 2 * r}', 'pc-{r}', '{{}}', 'predict')"),
+    ]
+    jit_only = [
         ("helpers", "SELECT cdp.md5('a'), cdp.sha256('a'), cdp.normalize_email('A@b.co'), cdp.normalize_phone('+1 415 555 0100'), cdp.junk_reason('null'), cdp.new_uid()"),
     ]
     if r == 0:

@@ -21,17 +21,19 @@ pub mod shared;
 pub mod suppression;
 
 use crate::attributes::{Identifier, Skip};
+use crate::identifiers::constant_device_reason;
 use crate::portal::Portal;
 use crate::predict;
 use crate::request::IdentifyRequest;
 use crate::settings::{ContactLinking, PredictSettings};
 use crate::tables::merges::{self, Decision, Reason};
-use crate::tables::{identifiers, profile_attributes, profiles, suggestions, uids};
+use crate::tables::{identifiers, profile_attributes, profiles, shared_devices, signals, suggestions, uids};
 use crate::validate::IdentifyType;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 /// What an identify did with its UID.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -162,14 +164,17 @@ pub fn identify(client: &mut SpiClient<'_>, portal: &Portal, req: &IdentifyReque
     }
 
     if let Some(settings) = &req.predict {
-        for (profile, probability, signals) in predicted_matches(client, here, customer, evidence_profile, req.identify_time, settings) {
+        for (profile, score) in predicted_matches(client, portal, customer, evidence_profile, req.identify_time, settings) {
             if candidates.contains_key(&profile) || blocks::is_blocked(&blocks, profile, "predict", req.identify_time) {
                 continue;
             }
-            if probability >= settings.auto_merge {
-                candidates.insert(profile, (Reason::Predict, format!("p={probability:.3} {signals}")));
+            let probability = score.probability;
+            // No strong signals configured: the portal chose to let weak ones auto-merge.
+            if probability >= settings.auto_merge && (score.strong || settings.strong.is_empty()) {
+                candidates.insert(profile, (Reason::Predict, format!("p={probability:.3} {}", score.report)));
             } else if probability >= settings.review {
-                suggestions::suggest(client, here, profile, customer, probability, &signals);
+                // Without a strong signal even a high probability is only a suggestion.
+                suggestions::suggest(client, here, profile, customer, probability, &score.report);
             }
         }
     }
@@ -196,36 +201,53 @@ pub fn identify(client: &mut SpiClient<'_>, portal: &Portal, req: &IdentifyReque
     IdentifyOutcome { customer, uid_outcome, reassigned_from, skips, merged }
 }
 
-/// Live anonymous profiles sharing a user agent, a device id or an IP network
-/// with the customer or the identifying UID's own profile (the blocking
-/// step), each with its match probability and what each signal did.
+/// Live anonymous profiles sharing a device id, a user agent or an IP network
+/// with the customer or the identifying UID's own profile (the blocking step:
+/// index lookups, a bounded number per value, within the predict window),
+/// each with its score. Device ids that are shared or constant are no
+/// evidence: they neither find candidates nor agree.
 fn predicted_matches(
     client: &mut SpiClient<'_>,
-    portal: &str,
+    portal: &Portal,
     customer: i64,
     identifying_profile: Option<i64>,
     identify_time: TimestampWithTimeZone,
     settings: &PredictSettings,
-) -> Vec<(i64, f64, Value)> {
+) -> Vec<(i64, predict::Score)> {
+    let here = portal.name.as_str();
     let mut ours = predict::Signals::new();
-    for system in profiles::systems_of(client, portal, customer, identifying_profile) {
+    for system in profiles::systems_of(client, here, customer, identifying_profile) {
         predict::signals_of(&system, &mut ours);
+    }
+    let devices: Vec<String> = ours.remove("device_id").unwrap_or_default().into_iter().collect();
+    let shared = shared_devices::shared_among(client, here, devices.clone());
+    let usable: BTreeSet<String> = devices
+        .into_iter()
+        .filter(|d| !shared.contains(d) && constant_device_reason(d, portal.settings.constant_device_ids()).is_none())
+        .collect();
+    if !usable.is_empty() {
+        ours.insert("device_id".into(), usable);
     }
     if ours.is_empty() {
         return Vec::new();
     }
+    let pairs_of = |names: &[&str]| -> Vec<(String, String)> {
+        names.iter().flat_map(|n| ours.get(*n).into_iter().flatten().map(move |v| (n.to_string(), v.clone()))).collect()
+    };
+    let weighed = pairs_of(predict::FREQUENCY_SIGNALS);
+    let search = pairs_of(&["device_id", "user_agent", "ip_network"]);
+    let frequencies = signals::frequencies(client, here, &weighed, identify_time, settings.window_s);
+    let frequency = |signal: &str, value: &str| frequencies.get(&(signal.to_string(), value.to_string())).copied();
     ours.entry("recent".into()).or_default().insert("yes".into());
-    let set = |key: &str| ours.get(key).map(|s| s.iter().cloned().collect::<Vec<String>>()).unwrap_or_default();
-    profiles::predict_candidates(client, portal, customer, set("user_agent"), set("device_id"), set("ip_network"), identify_time)
+    signals::candidates(client, here, customer, &search, identify_time, settings.window_s)
         .into_iter()
-        .map(|(profile, system, recent)| {
+        .map(|candidate| {
             let mut theirs = predict::Signals::new();
-            predict::signals_of(&system, &mut theirs);
-            if let Some(recent) = recent {
+            predict::signals_of(&candidate.system, &mut theirs);
+            if let Some(recent) = candidate.recent {
                 theirs.entry("recent".into()).or_default().insert(if recent { "yes" } else { "no" }.into());
             }
-            let (probability, signals) = predict::score(&ours, &theirs, &settings.weights, settings.prior);
-            (profile, probability, signals)
+            (candidate.profile_id, predict::score(&ours, &theirs, &settings.weights, settings.prior, &settings.strong, &frequency))
         })
         .collect()
 }

@@ -23,7 +23,7 @@ use crate::portal::Portal;
 use crate::request::TrackRequest;
 use crate::tables::shared_devices::{self, Kind};
 use crate::tables::uids::UidState;
-use crate::tables::{events, merges, profiles};
+use crate::tables::{events, merges, profiles, uids};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
 
@@ -66,25 +66,36 @@ pub enum SessionRoute {
     New(String),
 }
 
-/// Decides the session of an event of a shared UID (see the module comment).
+/// The event's session id, when usable (junk and constant ids are none).
+fn session_of<'r>(req: &'r TrackRequest<'_>) -> Option<&'r str> {
+    req.context.session_id.as_deref().map(str::trim).filter(|s| !s.is_empty() && junk_reason(s).is_none())
+}
+
+/// Decides the session of an event of a shared UID (see the module comment)
+/// from the session the UID is in (kept on its `cdp.uids` row).
 pub fn route(client: &mut SpiClient<'_>, portal: &Portal, req: &TrackRequest<'_>, state: &UidState) -> SessionRoute {
-    let session = req.context.session_id.as_deref().map(str::trim).filter(|s| !s.is_empty() && junk_reason(s).is_none());
-    let latest = events::latest_of_uid(client, &portal.name, state.own_profile, &req.uid);
-    match (session, latest) {
-        // The first event the UID writes to this profile: nothing to split from.
-        (_, None) => SessionRoute::Current,
-        (Some(session), Some((latest_session, _))) => {
-            if latest_session.as_deref() == Some(session) {
-                return SessionRoute::Current;
-            }
+    // The UID's first event since it became shared: its session is that of its latest event.
+    let (current, latest_at) = match state.last_event_at {
+        Some(at) => (state.session.clone(), at),
+        None => match events::latest_of_uid(client, &portal.name, state.own_profile, &req.uid) {
+            Some((session, at)) => (session, at),
+            None => return SessionRoute::Current,
+        },
+    };
+    match session_of(req) {
+        Some(session) if current.as_deref() == Some(session) => SessionRoute::Current,
+        Some(session) => {
             let evidence = format!("session:{session}");
             match merges::session_profile(client, &portal.name, &req.uid, &evidence) {
                 Some(profile) if profile != state.own_profile => SessionRoute::Earlier(profile),
                 Some(_) => SessionRoute::Current,
+                // The UID's session before it was first split has no decision: it is
+                // the current one unless the session id changed.
+                None if current.is_none() && req.event_time <= latest_at => SessionRoute::Current,
                 None => SessionRoute::New(evidence),
             }
         }
-        (None, Some((_, latest_at))) => {
+        None => {
             let gap_s = (i64::from(req.event_time) - i64::from(latest_at)).abs() / 1_000_000;
             if gap_s > portal.settings.session_idle_s() {
                 SessionRoute::New(format!("idle:{}m", gap_s / 60))
@@ -95,15 +106,28 @@ pub fn route(client: &mut SpiClient<'_>, portal: &Portal, req: &TrackRequest<'_>
     }
 }
 
-/// Starts a new session for the UID: a new anonymous profile with this
-/// event's system attributes, the UID moved to it (a decision). Returns the
-/// UID's state on the new profile.
-pub fn start_session(client: &mut SpiClient<'_>, portal: &Portal, req: &TrackRequest<'_>, state: &UidState, evidence: &str) -> UidState {
-    let profile = profiles::create_session_profile(client, &portal.name, &req.system(), req.event_time);
-    merges::start_session(client, &portal.name, &req.uid, state.root, profile, evidence, req.event_time);
-    let mut moved = UidState::created(profile, req.event_time, state.last_device_id.clone(), req.system_fields.clone());
-    moved.shared = true;
-    moved
+/// Routes an event of a shared UID and keeps its session up to date: a new
+/// session starts a new anonymous profile (a decision) and the UID moves to
+/// it. Returns the state to write the event with.
+pub fn follow_session(client: &mut SpiClient<'_>, portal: &Portal, req: &TrackRequest<'_>, state: UidState) -> UidState {
+    match route(client, portal, req, &state) {
+        SessionRoute::Current => {
+            uids::note_session(client, &portal.name, &req.uid, session_of(req), req.event_time, false);
+            state
+        }
+        SessionRoute::Earlier(profile) => {
+            let root = profiles::root_of(client, &portal.name, profile);
+            UidState { own_profile: profile, root, ..state }
+        }
+        SessionRoute::New(evidence) => {
+            let profile = profiles::create_session_profile(client, &portal.name, &req.system(), req.event_time);
+            merges::start_session(client, &portal.name, &req.uid, state.root, profile, &evidence, req.event_time);
+            uids::note_session(client, &portal.name, &req.uid, session_of(req), req.event_time, true);
+            let mut moved = UidState::created(profile, req.event_time, state.last_device_id.clone(), req.system_fields.clone());
+            moved.shared = true;
+            moved
+        }
+    }
 }
 
 /// An admin's decision that a device id or UID is not shared after all:

@@ -104,8 +104,9 @@ pub fn append_to_known_uid(client: &mut SpiClient<'_>, portal: &str, req: &Track
     Some((row.value("root"), row.value("stored")))
 }
 
-/// The session id and time of the UID's latest event on a profile (by
-/// event time), if any: where a UID on a shared device is in its session.
+/// The session id and time of the UID's latest event on a profile (by event
+/// time), if any: where a UID that just became shared is in its session (read
+/// once; from then on `cdp.uids` keeps it).
 pub fn latest_of_uid(
     client: &mut SpiClient<'_>,
     portal: &str,

@@ -14,6 +14,7 @@ pub mod portals;
 pub mod profile_attributes;
 pub mod profiles;
 pub mod shared_devices;
+pub mod signals;
 pub mod skips;
 pub mod suggestions;
 pub mod uids;

@@ -4,7 +4,9 @@
 //! restoring a profile are decisions: `tables::merges`.
 
 use crate::attributes::SystemAttributes;
+use crate::predict::{self, Signals};
 use crate::store::exec;
+use crate::tables::signals;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
 use pgrx::JsonB;
@@ -76,6 +78,14 @@ pub fn create_anonymous(client: &mut SpiClient<'_>, portal: &str, firsts: &[NewU
     .map(|row| (row.value("uid"), row.value("profile_id"), row.value("mapped")))
     .collect();
     let orphans: Vec<i64> = rows.iter().filter(|(_, _, mapped)| !mapped).map(|(_, id, _)| *id).collect();
+    // The new profiles' signals for predicted matching.
+    let by_uid: std::collections::HashMap<&str, &NewUid<'_>> = firsts.iter().map(|f| (f.uid, f)).collect();
+    let made: Vec<(i64, Signals, TimestampWithTimeZone)> = rows
+        .iter()
+        .filter(|(_, _, mapped)| *mapped)
+        .map(|(uid, id, _)| (*id, signals_of_system(&by_uid[uid.as_str()].system.last), by_uid[uid.as_str()].seen_at))
+        .collect();
+    signals::record(client, portal, &made.iter().map(|(id, sig, at)| (*id, sig, *at)).collect::<Vec<_>>());
     if !orphans.is_empty() {
         exec(client, "DELETE FROM cdp.profiles WHERE portal = $2 AND profile_id = ANY($1)", &[orphans.into(), portal.into()]);
     }
@@ -86,7 +96,7 @@ pub fn create_anonymous(client: &mut SpiClient<'_>, portal: &str, firsts: &[NewU
 /// (the UID is moved to it by `merges::start_session`).
 pub fn create_session_profile(client: &mut SpiClient<'_>, portal: &str, system: &SystemAttributes, at: TimestampWithTimeZone) -> i64 {
     let json = |m: &Map<String, Value>| Value::Object(m.clone()).to_string();
-    exec(
+    let profile: i64 = exec(
         client,
         "INSERT INTO cdp.profiles (portal, system, system_at, first_touch, first_touch_at)
          VALUES ($1, $2::jsonb, $3, $4::jsonb, CASE WHEN $4::jsonb <> '{}' THEN $3 END)
@@ -94,7 +104,16 @@ pub fn create_session_profile(client: &mut SpiClient<'_>, portal: &str, system: 
         &[portal.into(), json(&system.last).into(), at.into(), json(&system.first).into()],
     )
     .one()
-    .value("profile_id")
+    .value("profile_id");
+    signals::record(client, portal, &[(profile, &signals_of_system(&system.last), at)]);
+    profile
+}
+
+/// The predicted-matching signals of a profile's last-value system attributes.
+fn signals_of_system(system: &Map<String, Value>) -> Signals {
+    let mut signals = Signals::new();
+    predict::signals_of(system, &mut signals);
+    signals
 }
 
 /// The unified profile of a profile: the customer it was merged into, or itself.
@@ -144,6 +163,9 @@ pub fn update_system(
     let (last_changed, first_changed) = changed;
     if !last_changed && !first_changed {
         return;
+    }
+    if last_changed {
+        signals::record(client, portal, &[(profile_id, &signals_of_system(&system.last), at)]);
     }
     exec(
         client,
@@ -250,44 +272,6 @@ pub fn systems_of(client: &mut SpiClient<'_>, portal: &str, customer: i64, also:
     .filter_map(|row| match row.get::<JsonB>("system") {
         Some(JsonB(Value::Object(system))) => Some(system),
         _ => None,
-    })
-    .collect()
-}
-
-/// Live anonymous profiles sharing a user agent, a device id or an IP
-/// network (the blocking step of predicted matching), with their system
-/// attributes and whether they were active within 24 hours of `at`. Pairs a
-/// reviewer rejected for this customer are left out.
-pub fn predict_candidates(
-    client: &mut SpiClient<'_>,
-    portal: &str,
-    customer: i64,
-    agents: Vec<String>,
-    devices: Vec<String>,
-    networks: Vec<String>,
-    at: TimestampWithTimeZone,
-) -> Vec<(i64, Map<String, Value>, Option<bool>)> {
-    exec(
-        client,
-        "SELECT p.profile_id, p.system,
-                (SELECT max(e.event_time) FROM cdp.events e WHERE e.portal = p.portal AND e.profile_id = p.profile_id)
-                    >= $5 - interval '24 hours' AS recent
-         FROM cdp.profiles p
-                  WHERE p.portal = $6 AND p.customer_id IS NULL AND p.merged_into IS NULL AND NOT p.quarantined
-           AND (p.system ->> 'user_agent' = ANY($2) OR p.system ->> 'device_id' = ANY($3)
-                OR pg_catalog.regexp_replace(p.system ->> 'ip', '[.][0-9]+$', '') = ANY($4))
-           AND NOT EXISTS (SELECT FROM cdp.match_suggestions s
-                           WHERE s.portal = p.portal AND s.profile_id = p.profile_id AND s.customer_profile = $1 AND s.status = 'rejected')
-         LIMIT 1000",
-        &[customer.into(), agents.into(), devices.into(), networks.into(), at.into(), portal.into()],
-    )
-    .rows()
-    .map(|row| {
-        let system = match row.get::<JsonB>("system") {
-            Some(JsonB(Value::Object(system))) => system,
-            _ => Map::new(),
-        };
-        (row.value("profile_id"), system, row.get("recent"))
     })
     .collect()
 }

@@ -91,6 +91,24 @@ pub fn mark_shared(
     );
 }
 
+/// Which of these device ids are marked shared.
+pub fn shared_among(client: &mut SpiClient<'_>, portal: &str, devices: Vec<String>) -> Vec<String> {
+    if devices.is_empty() {
+        return Vec::new();
+    }
+    exec(
+        client,
+        // One index probe per device id (a scalar subquery is never turned into a scan and a join).
+        "SELECT d.value FROM pg_catalog.unnest($2::text[]) AS d(value)
+         WHERE (SELECT true FROM cdp.shared_devices s
+                WHERE s.portal = $1 AND s.kind = 'device_id' AND s.value = d.value AND s.cleared_at IS NULL) IS NOT NULL",
+        &[portal.into(), devices.into()],
+    )
+    .rows()
+    .map(|row| row.value("value"))
+    .collect()
+}
+
 /// Clears the decision (an admin's call); the UIDs it flagged are unflagged
 /// unless their device or themselves are still shared. False when it was not
 /// marked shared.

@@ -20,6 +20,9 @@ pub struct UidState {
     pub last_device_id: Option<String>,
     /// The UID or its device is used by several people (`identity::shared`).
     pub shared: bool,
+    /// A shared UID's current session id and latest event time.
+    pub session: Option<String>,
+    pub last_event_at: Option<TimestampWithTimeZone>,
     pub system_at: Option<TimestampWithTimeZone>,
     pub first_touch_at: Option<TimestampWithTimeZone>,
     /// The system-relevant fields stored on the own profile.
@@ -35,6 +38,8 @@ impl UidState {
             root_is_customer: false,
             last_device_id: device_id,
             shared: false,
+            session: None,
+            last_event_at: None,
             system_at: Some(at),
             first_touch_at: Some(at),
             stored: fields,
@@ -56,7 +61,7 @@ macro_rules! uid_state_columns {
     () => {
         "u.uid, u.profile_id AS own_profile, coalesce(p.merged_into, p.profile_id) AS root,
          p.merged_into IS NOT NULL OR p.customer_id IS NOT NULL AS root_is_customer,
-         u.last_device_id, u.shared, p.system_at, p.first_touch_at,
+         u.last_device_id, u.shared, u.last_session_id, u.last_event_at, p.system_at, p.first_touch_at,
          p.system ->> 'user_agent' AS user_agent, p.system ->> 'locale' AS locale, p.system ->> 'timezone' AS timezone,
          p.system ->> 'ip' AS ip, p.system ->> 'screen' AS screen, p.system ->> 'device_id' AS device_id"
     };
@@ -69,6 +74,8 @@ fn decode(row: &Row<'_>) -> (String, UidState) {
         root_is_customer: row.value("root_is_customer"),
         last_device_id: row.get("last_device_id"),
         shared: row.value("shared"),
+        session: row.get("last_session_id"),
+        last_event_at: row.get("last_event_at"),
         system_at: row.get("system_at"),
         first_touch_at: row.get("first_touch_at"),
         stored: SystemFields {
@@ -172,6 +179,44 @@ pub fn event_profiles_for_erasure(client: &mut SpiClient<'_>, portal: &str, uid:
          JOIN cdp.profiles p ON p.portal = $2 AND p.profile_id = w.profile_id
          JOIN cdp.profiles r ON r.portal = $2 AND r.profile_id = coalesce(p.merged_into, p.profile_id)
          WHERE r.customer_id IS NULL OR r.profile_id = $3
+         ORDER BY 1",
+        &[uid.into(), portal.into(), own_customer.into()],
+    )
+    .rows()
+    .map(|row| row.value("profile_id"))
+    .collect()
+}
+
+/// Where a shared UID is in its session: the session id (kept when the event
+/// carries none) and the latest event time.
+pub fn note_session(
+    client: &mut SpiClient<'_>,
+    portal: &str,
+    uid: &str,
+    session: Option<&str>,
+    at: TimestampWithTimeZone,
+    new_session: bool,
+) {
+    exec(
+        client,
+        "UPDATE cdp.uids SET last_session_id = CASE WHEN $5 THEN $2 ELSE coalesce($2, last_session_id) END,
+                             last_event_at = CASE WHEN $5 THEN $3 ELSE greatest(last_event_at, $3) END
+         WHERE portal = $4 AND uid = $1",
+        &[uid.into(), session.into(), at.into(), portal.into(), new_session.into()],
+    );
+}
+
+/// The anonymous profiles of a UID's earlier sessions on a shared device
+/// (its `session` decisions), but those merged into a customer other than
+/// `own_customer`: they are that UID's visits alone.
+pub fn session_profiles(client: &mut SpiClient<'_>, portal: &str, uid: &str, own_customer: Option<i64>) -> Vec<i64> {
+    exec(
+        client,
+        "SELECT DISTINCT p.profile_id
+         FROM cdp.merges m, pg_catalog.unnest(ARRAY[m.into_profile, m.uid_profile_before]) AS s(profile_id),
+              LATERAL (SELECT p.* FROM cdp.profiles p WHERE p.portal = $2 AND p.profile_id = s.profile_id OFFSET 0) AS p
+         WHERE m.portal = $2 AND m.kind = 'uid_reassigned' AND m.uid = $1 AND m.reason = 'session'
+           AND p.customer_id IS NULL AND (p.merged_into IS NULL OR p.merged_into = $3)
          ORDER BY 1",
         &[uid.into(), portal.into(), own_customer.into()],
     )
