@@ -40,45 +40,41 @@ CREATE INDEX identity_changes_merge_idx ON cdp.identity_changes (portal, merge_i
 SELECT pg_catalog.pg_extension_config_dump('cdp.identity_changes', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.identity_changes_change_id_seq', '');
 
--- Decisions are recorded by triggers on cdp.merges and cdp.match_suggestions,
--- so no write path can forget one; erasures by the erasure statement itself
--- (it knows the erased profiles).
-CREATE FUNCTION cdp.record_merge_change() RETURNS trigger
+-- Each decision is recorded by the statement module that makes it
+-- (src/tables/merges.rs, suggestions.rs) calling these, in its transaction;
+-- erasures by the erasure statement itself (it knows the erased profiles).
+-- (Not triggers: restoring a dump copies the rows of cdp.merges and of this
+-- table, and must not record the decisions a second time.)
+CREATE FUNCTION cdp.record_decision(portal text, merge_id bigint, undone boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO cdp.identity_changes (portal, kind, profile_id, customer_profile, customer_id, merge_id, detail)
-    SELECT NEW.portal,
-           CASE WHEN TG_OP = 'INSERT' THEN NEW.kind
-                WHEN NEW.kind = 'merge' THEN 'unmerge' ELSE 'uid_restored' END,
-           CASE WHEN NEW.kind = 'merge' THEN NEW.from_profile ELSE NEW.uid_profile_before END,
-           NEW.into_profile, c.customer_id, NEW.merge_id,
+    SELECT m.portal,
+           CASE WHEN NOT undone THEN m.kind WHEN m.kind = 'merge' THEN 'unmerge' ELSE 'uid_restored' END,
+           CASE WHEN m.kind = 'merge' THEN m.from_profile ELSE m.uid_profile_before END,
+           m.into_profile,
+           (SELECT p.customer_id FROM cdp.profiles p WHERE p.portal = m.portal AND p.profile_id = m.into_profile),
+           m.merge_id,
            jsonb_strip_nulls(jsonb_build_object(
-               'reason', NEW.reason, 'uid', NEW.uid, 'identify_type', NEW.identify_type,
-               'identify_time', NEW.identify_time, 'from_customer_profile', CASE WHEN NEW.kind = 'uid_reassigned' THEN NEW.from_profile END,
-               'undone_by_cascade_of', NEW.undone_by_cascade_of))
-    FROM (SELECT (SELECT p.customer_id FROM cdp.profiles p WHERE p.portal = NEW.portal AND p.profile_id = NEW.into_profile)) AS c(customer_id);
-    PERFORM pg_catalog.pg_notify('cdp_identity_changes', NEW.portal);
-    RETURN NULL;
+               'reason', m.reason, 'uid', m.uid, 'identify_type', m.identify_type, 'identify_time', m.identify_time,
+               'from_customer_profile', CASE WHEN m.kind = 'uid_reassigned' THEN m.from_profile END,
+               'undone_by_cascade_of', m.undone_by_cascade_of))
+    FROM cdp.merges m WHERE m.portal = record_decision.portal AND m.merge_id = record_decision.merge_id;
+    PERFORM pg_catalog.pg_notify('cdp_identity_changes', record_decision.portal);
 END
 $$;
-CREATE TRIGGER merges_record_change AFTER INSERT ON cdp.merges
-    FOR EACH ROW EXECUTE FUNCTION cdp.record_merge_change();
-CREATE TRIGGER merges_record_undo AFTER UPDATE OF undone_at ON cdp.merges
-    FOR EACH ROW WHEN (OLD.undone_at IS NULL AND NEW.undone_at IS NOT NULL) EXECUTE FUNCTION cdp.record_merge_change();
 
-CREATE FUNCTION cdp.record_suggestion_change() RETURNS trigger
+CREATE FUNCTION cdp.record_suggestion_accepted(portal text, suggestion_id bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO cdp.identity_changes (portal, kind, profile_id, customer_profile, customer_id, merge_id, detail)
-    SELECT NEW.portal, 'suggestion_accepted', NEW.profile_id, NEW.customer_profile,
-           (SELECT p.customer_id FROM cdp.profiles p WHERE p.portal = NEW.portal AND p.profile_id = NEW.customer_profile),
-           NEW.merge_id, jsonb_build_object('suggestion_id', NEW.suggestion_id, 'probability', NEW.probability);
-    PERFORM pg_catalog.pg_notify('cdp_identity_changes', NEW.portal);
-    RETURN NULL;
+    SELECT s.portal, 'suggestion_accepted', s.profile_id, s.customer_profile,
+           (SELECT p.customer_id FROM cdp.profiles p WHERE p.portal = s.portal AND p.profile_id = s.customer_profile),
+           s.merge_id, jsonb_build_object('suggestion_id', s.suggestion_id, 'probability', s.probability)
+    FROM cdp.match_suggestions s WHERE s.portal = record_suggestion_accepted.portal AND s.suggestion_id = record_suggestion_accepted.suggestion_id;
+    PERFORM pg_catalog.pg_notify('cdp_identity_changes', record_suggestion_accepted.portal);
 END
 $$;
-CREATE TRIGGER match_suggestions_record_change AFTER UPDATE OF status ON cdp.match_suggestions
-    FOR EACH ROW WHEN (OLD.status = 'open' AND NEW.status = 'accepted') EXECUTE FUNCTION cdp.record_suggestion_change();
 
 -- One page of the feed after the transaction `after_xact` (see above).
 -- Internal: cdp.changes_since is the API.

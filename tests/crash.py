@@ -484,7 +484,7 @@ def check_acknowledged(ledger, label, in_flight=()):
         check(not bad, f"{label}: all {len(ledger.tracks)} acknowledged track_event calls so far stored exactly once"
                        + (f"; NOT ({len(bad)}): {bad[:5]}" if bad else ""))
     if ledger.identifies:
-        # the UID is in its customer's family, unless an unmerge on record took it out since the call
+        # the UID is in its customer's family, unless an unmerge or a later move on record took it out since the call
         # (undone_at is the unmerge's transaction start: a second of slack for one that began just before):
         # its own profile's merge into the customer undone, or its reassignment to the customer undone
         rows = query(f"""SELECT a.uid, a.cid, a.ret, c.profile_id AS customer_profile, x.profile_of,
@@ -492,7 +492,11 @@ def check_acknowledged(ledger, label, in_flight=()):
                    EXISTS (SELECT FROM cdp.merges m
                            WHERE m.undone_at >= to_timestamp(a.at) - interval '1 second' AND m.into_profile = c.profile_id
                              AND ((m.kind = 'merge' AND m.from_profile IN (SELECT u.profile_id FROM cdp.uids u WHERE u.uid = a.uid))
-                                  OR (m.kind = 'uid_reassigned' AND m.uid = a.uid))) AS undone
+                                  OR (m.kind = 'uid_reassigned' AND m.uid = a.uid)))
+                   -- or a later decision on record moved the UID (a session on a shared device, another sign-in)
+                   OR EXISTS (SELECT FROM cdp.merges m
+                              WHERE m.kind = 'uid_reassigned' AND m.uid = a.uid AND m.undone_at IS NULL
+                                AND m.merged_at >= to_timestamp(a.at) - interval '1 second') AS undone
             FROM jsonb_to_recordset({lit(json.dumps(ledger.identifies))}::jsonb) AS a(uid text, cid text, ret bigint, at float8)
             LEFT JOIN cdp.profiles c ON c.portal = 'default' AND c.customer_id = a.cid
             CROSS JOIN LATERAL (SELECT cdp.profile_of(a.uid) AS profile_of) x""")
@@ -500,7 +504,7 @@ def check_acknowledged(ledger, label, in_flight=()):
         undone = sum(1 for r in rows if not r["in_family"] and r["undone"])
         check(not bad, f"{label}: all {len(ledger.identifies)} acknowledged identify calls so far: the customer's profile "
                        f"is the one returned and the UID resolves into its family"
-                       + (f" ({undone} UIDs taken out since by an unmerge on record)" if undone else "")
+                       + (f" ({undone} UIDs taken out since by an unmerge or a later move on record)" if undone else "")
                        + (f"; NOT ({len(bad)}): {bad[:5]}" if bad else ""))
     if ledger.unmerges:
         bad = query(f"""SELECT m FROM unnest(ARRAY[{','.join(map(str, ledger.unmerges))}]::bigint[]) m

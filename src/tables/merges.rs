@@ -69,7 +69,7 @@ pub fn merge(
     evidence: &str,
     decided_by: &Decision<'_>,
 ) -> i64 {
-    exec(
+    let merge_id: i64 = exec(
         client,
         "WITH merged AS (
              UPDATE cdp.profiles SET merged_into = $2, merged_at = pg_catalog.now()
@@ -98,7 +98,14 @@ pub fn merge(
         ],
     )
     .one()
-    .value("merge_id")
+    .value("merge_id");
+    record_change(client, portal, merge_id, false);
+    merge_id
+}
+
+/// Records a decision (or its undoing) in the change feed, `cdp.identity_changes`.
+fn record_change(client: &mut SpiClient<'_>, portal: &str, merge_id: i64, undone: bool) {
+    exec(client, "SELECT cdp.record_decision($1, $2, $3)", &[portal.into(), merge_id.into(), undone.into()]);
 }
 
 /// A UID on a shared device starts a new session: it writes to `new_profile`
@@ -115,15 +122,22 @@ pub fn start_session(
     evidence: &str,
     at: TimestampWithTimeZone,
 ) {
-    exec(
+    let made = exec(
         client,
         "WITH before AS (SELECT profile_id FROM cdp.uids WHERE portal = $6 AND uid = $1),
               moved AS (UPDATE cdp.uids SET profile_id = $3 WHERE portal = $6 AND uid = $1 RETURNING uid)
          INSERT INTO cdp.merges (portal, kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time,
                                  uid_profile_before)
-         SELECT $6, 'uid_reassigned', $2, $3, 'session', $4, moved.uid, 'exact', $5, before.profile_id FROM moved, before",
+         SELECT $6, 'uid_reassigned', $2, $3, 'session', $4, moved.uid, 'exact', $5, before.profile_id FROM moved, before
+         RETURNING merge_id",
         &[uid.into(), from_root.into(), new_profile.into(), evidence.into(), at.into(), portal.into()],
-    );
+    )
+    .rows()
+    .map(|row| row.value::<i64>("merge_id"))
+    .collect::<Vec<i64>>();
+    for merge_id in made {
+        record_change(client, portal, merge_id, false);
+    }
 }
 
 /// The profile an earlier session of a UID on a shared device was given, if
@@ -144,15 +158,22 @@ pub fn session_profile(client: &mut SpiClient<'_>, portal: &str, uid: &str, evid
 /// A UID of customer `from` identifies as another customer: the UID counts
 /// for `into` from now on, `from` keeps its id and its history.
 pub fn reassign_uid(client: &mut SpiClient<'_>, portal: &str, uid: &str, from: i64, into: i64, decided_by: &Decision<'_>) {
-    exec(
+    let made = exec(
         client,
         "WITH before AS (SELECT profile_id FROM cdp.uids WHERE portal = $6 AND uid = $1),
               moved AS (UPDATE cdp.uids SET profile_id = $3 WHERE portal = $6 AND uid = $1 RETURNING uid)
          INSERT INTO cdp.merges (portal, kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time,
                                  uid_profile_before)
-         SELECT $6, 'uid_reassigned', $2, $3, 'uid', moved.uid, moved.uid, $4, $5, before.profile_id FROM moved, before",
+         SELECT $6, 'uid_reassigned', $2, $3, 'uid', moved.uid, moved.uid, $4, $5, before.profile_id FROM moved, before
+         RETURNING merge_id",
         &[uid.into(), from.into(), into.into(), decided_by.identify_type.as_str().into(), decided_by.identify_time.into(), portal.into()],
-    );
+    )
+    .rows()
+    .map(|row| row.value::<i64>("merge_id"))
+    .collect::<Vec<i64>>();
+    for merge_id in made {
+        record_change(client, portal, merge_id, false);
+    }
 }
 
 /// A decision row as unmerge needs it.
@@ -226,6 +247,7 @@ pub fn undo_merge(client: &mut SpiClient<'_>, portal: &str, merge: &MergeRow, ca
     .rows()
     .map(|row| row.value("key"))
     .collect();
+    record_change(client, portal, merge.merge_id, true);
     removed.sort();
     removed
 }
@@ -233,7 +255,7 @@ pub fn undo_merge(client: &mut SpiClient<'_>, portal: &str, merge: &MergeRow, ca
 /// Undoes a UID reassignment: the UID goes back to the profile it wrote to
 /// before; false (nothing changed) when it has moved again since.
 pub fn undo_reassignment(client: &mut SpiClient<'_>, portal: &str, merge: &MergeRow, uid: &str, before: i64) -> bool {
-    !exec(
+    let moved = !exec(
         client,
         "WITH moved AS (
              UPDATE cdp.uids SET profile_id = $3 WHERE portal = $5 AND uid = $1 AND profile_id = $2 RETURNING uid
@@ -243,5 +265,9 @@ pub fn undo_reassignment(client: &mut SpiClient<'_>, portal: &str, merge: &Merge
          SELECT uid FROM moved",
         &[uid.into(), merge.into_profile.into(), before.into(), merge.merge_id.into(), portal.into()],
     )
-    .is_empty()
+    .is_empty();
+    if moved {
+        record_change(client, portal, merge.merge_id, true);
+    }
+    moved
 }

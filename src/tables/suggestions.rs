@@ -53,4 +53,8 @@ pub fn decide(client: &mut SpiClient<'_>, portal: &str, id: i64, status: &str, m
         "UPDATE cdp.match_suggestions SET status = $2, decided_at = pg_catalog.now(), merge_id = $3 WHERE portal = $4 AND suggestion_id = $1",
         &[id.into(), status.into(), merge_id.into(), portal.into()],
     );
+    if status == "accepted" {
+        // The change feed: the acceptance, beside the predicted merge it made.
+        exec(client, "SELECT cdp.record_suggestion_accepted($1, $2)", &[portal.into(), id.into()]);
+    }
 }
