@@ -48,6 +48,11 @@ fn normalized(field: &str, raw: &str) -> CdpResult<Option<String>> {
     if value.is_empty() {
         return Ok(None);
     }
+    // Printable ASCII (nearly every id) is already in NFKC and holds no refused character.
+    if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        check_length(field, value)?;
+        return Ok(Some(value.to_string()));
+    }
     // Counted before normalizing too: a huge input is refused before any work.
     check_length(field, value)?;
     if let Some(c) = value.chars().find(|c| refused(*c)) {

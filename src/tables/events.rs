@@ -162,8 +162,8 @@ pub fn insert_batch(client: &mut SpiClient<'_>, portal: &str, batch: &JsonbArg, 
             "INSERT INTO cdp.events (",
             event_columns!(),
             ") SELECT $10, t.profile_id, t.uid, t.category, t.action, t.event_time, t.session_id, t.message_id,
-                      CASE WHEN pg_catalog.jsonb_typeof(pg_catalog.jsonb_extract_path($8, t.position::text, 'payload')) = 'object'
-                           THEN pg_catalog.jsonb_extract_path($8, t.position::text, 'payload') ELSE '{}' END
+                      -- the item's payload, read from the batch in place (its position is NULL when it has none)
+                      coalesce($8 OPERATOR(pg_catalog.->) t.position OPERATOR(pg_catalog.->) 'payload', '{}')
                FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]),
                                pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::timestamptz[]), pg_catalog.unnest($6::text[]),
                                pg_catalog.unnest($7::text[]), pg_catalog.unnest($9::int[]))
@@ -180,7 +180,11 @@ pub fn insert_batch(client: &mut SpiClient<'_>, portal: &str, batch: &JsonbArg, 
             column(&|r| r.context.session_id.clone()).into(),
             column(&|r| r.message_id.clone()).into(),
             batch.as_arg(),
-            events.iter().map(|e| e.position as i32).collect::<Vec<i32>>().into(),
+            events
+                .iter()
+                .map(|e| matches!(e.req.payload, StoredPayload::Item(_)).then_some(e.position as i32))
+                .collect::<Vec<Option<i32>>>()
+                .into(),
             portal.into(),
         ],
     )
