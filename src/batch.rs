@@ -149,14 +149,24 @@ pub fn track_batch(client: &mut SpiClient<'_>, portal: &Portal, batch: &JsonbArg
 
     // New UIDs first, all at once in sorted order, each from its first event
     // (an identifying first event creates its mapping itself).
-    let mut first_request: HashMap<&str, &TrackRequest<'_>> = HashMap::new();
-    for (_, r) in &requests {
-        first_request.entry(r.uid.as_str()).or_insert(r);
+    // Only UIDs that first appear before the batch's first identify are made
+    // up front: a UID first seen after a sign-in must not exist when that
+    // sign-in links profiles (the batch means exactly what its events one by
+    // one mean); those are made in order, by the general path.
+    let first_identify = requests.iter().position(|(_, r)| r.identifies()).unwrap_or(requests.len());
+    let mut first_request: HashMap<&str, (usize, &TrackRequest<'_>)> = HashMap::new();
+    for (order, (_, r)) in requests.iter().enumerate() {
+        first_request.entry(r.uid.as_str()).or_insert((order, r));
     }
     let unknown: Vec<&str> = distinct.iter().copied().filter(|u| !known.contains_key(*u)).collect();
     let erased = suppression::erased_among(client, here, &unknown);
-    let new_uids: Vec<&TrackRequest<'_>> =
-        unknown.iter().filter(|u| !erased.contains(**u)).map(|u| first_request[u]).filter(|r| !r.identifies()).collect();
+    let new_uids: Vec<&TrackRequest<'_>> = unknown
+        .iter()
+        .filter(|u| !erased.contains(**u))
+        .map(|u| first_request[u])
+        .filter(|(order, r)| *order < first_identify && !r.identifies())
+        .map(|(_, r)| r)
+        .collect();
     let created = profiles::create_anonymous(
         client,
         here,

@@ -122,7 +122,9 @@ pub fn junk_reason(value: &str) -> Option<&'static str> {
     let v = value.trim().to_lowercase();
     let unquoted =
         ['"', '\'', '`'].iter().find_map(|q| v.strip_prefix(*q).and_then(|rest| rest.strip_suffix(*q))).map(str::trim).unwrap_or(&v);
-    if unquoted.chars().all(|c| c == '0' || c == '-') {
+    if unquoted.is_empty() {
+        Some("empty value")
+    } else if unquoted.chars().all(|c| c == '0' || c == '-') {
         Some("only zeros and dashes")
     } else if JUNK_VALUES.contains(&unquoted) {
         Some("placeholder value")

@@ -34,6 +34,7 @@ static MAX_BATCH_BYTES: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024 * 102
 static SHARED_DEVICE_DETECTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 static SHARED_DEVICE_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(30 * 86_400);
 static SESSION_IDLE: GucSetting<i32> = GucSetting::<i32>::new(30 * 60);
+static SHARED_DEVICE_UIDS: GucSetting<i32> = GucSetting::<i32>::new(0);
 static PREDICT_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(30 * 86_400);
 static PREDICT_STRONG_SIGNALS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"device_id"));
 
@@ -161,6 +162,15 @@ pub fn register() {
             GucFlags::UNIT_S,
         ),
         (
+            c"cdp.shared_device_uids",
+            c"Default number of UIDs (cookies) seen on one device id within shared_device_window that makes it shared.",
+            c"Logouts and cleared cookies give a family computer many UIDs; 0 turns this evidence off.",
+            &SHARED_DEVICE_UIDS,
+            0,
+            1_000_000,
+            GucFlags::default(),
+        ),
+        (
             c"cdp.session_idle",
             c"Default idle gap after which an event without a usable session id starts a new session on a shared device.",
             c"Only UIDs on shared devices are split into sessions.",
@@ -261,6 +271,7 @@ const KEYS: &[&str] = &[
     "shared_device_detection",
     "shared_device_window",
     "session_idle",
+    "shared_device_uids",
     "predict_window",
     "predict_strong_signals",
 ];
@@ -288,6 +299,7 @@ pub struct PortalSettings {
     shared_device_detection: Option<bool>,
     shared_device_window_s: Option<i64>,
     session_idle_s: Option<i64>,
+    shared_device_uids: Option<i64>,
     predict_window_s: Option<i64>,
     predict_strong_signals: Option<Vec<String>>,
 }
@@ -343,6 +355,7 @@ impl PortalSettings {
                 "shared_device_detection" => s.shared_device_detection = Some(value.as_bool().ok_or_else(|| bad("must be true or false"))?),
                 "shared_device_window" => s.shared_device_window_s = Some(int(0, i32::MAX as i64)?),
                 "session_idle" => s.session_idle_s = Some(int(1, i32::MAX as i64)?),
+                "shared_device_uids" => s.shared_device_uids = Some(int(0, 1_000_000)?),
                 "predict_window" => s.predict_window_s = Some(int(3600, i32::MAX as i64)?),
                 "predict_strong_signals" => {
                     let names = value
@@ -444,6 +457,11 @@ impl PortalSettings {
     /// Seconds within which two customers on one device id or UID make it shared.
     pub fn shared_device_window_s(&self) -> i64 {
         self.shared_device_window_s.unwrap_or_else(|| SHARED_DEVICE_WINDOW.get() as i64)
+    }
+
+    /// UIDs seen on one device id within the window that make it shared (0: never).
+    pub fn shared_device_uids(&self) -> i64 {
+        self.shared_device_uids.unwrap_or_else(|| SHARED_DEVICE_UIDS.get() as i64)
     }
 
     /// Seconds of idleness that end a session on a shared device (events without a session id).

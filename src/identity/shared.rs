@@ -26,6 +26,7 @@ use crate::tables::uids::UidState;
 use crate::tables::{events, merges, profiles, uids};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
+use serde_json::json;
 
 /// Notes an identify of `customer` on its device id and UID and marks either
 /// shared when it now has two customers within the window. Returns whether
@@ -46,11 +47,22 @@ pub fn note_identify(
     for (kind, value) in [(Kind::Device, device), (Kind::Uid, uid)] {
         let Some(value) = value else { continue };
         let (customers, shared) = shared_devices::note_identified(client, &portal.name, kind, value, customer, at, window);
-        if customers >= 2 && !shared {
-            shared_devices::mark_shared(client, &portal.name, kind, value, at, customers, window);
+        // A device also counts as shared when it saw many cookies (logouts, cleared cookies) within the window.
+        let churn = match (kind, portal.settings.shared_device_uids()) {
+            (Kind::Device, limit) if limit > 0 && customers < 2 && !shared => {
+                Some(shared_devices::uids_on_device(client, &portal.name, value, at, window)).filter(|n| *n >= limit)
+            }
+            _ => None,
+        };
+        if !shared && (customers >= 2 || churn.is_some()) {
+            let mut evidence = json!({"customers": customers, "window_s": window});
+            if let Some(uids) = churn {
+                evidence["uids"] = json!(uids);
+            }
+            shared_devices::mark_shared(client, &portal.name, kind, value, at, &evidence);
         }
         if kind == Kind::Device {
-            device_shared = shared || customers >= 2;
+            device_shared = shared || customers >= 2 || churn.is_some();
         }
     }
     device_shared

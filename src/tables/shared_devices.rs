@@ -65,6 +65,22 @@ pub fn note_identified(
     (row.value("customers"), row.value("shared"))
 }
 
+/// UIDs (cookies) first seen within `window_s` seconds before `at` whose
+/// device is this one, since an admin last cleared it.
+pub fn uids_on_device(client: &mut SpiClient<'_>, portal: &str, device: &str, at: TimestampWithTimeZone, window_s: i64) -> i64 {
+    exec(
+        client,
+        "SELECT count(*) AS uids FROM cdp.uids u
+         WHERE u.portal = $1 AND u.last_device_id = $2
+           AND u.first_seen >= $3::timestamptz - pg_catalog.make_interval(secs => $4) AND u.first_seen <= $3
+           AND u.first_seen > coalesce((SELECT s.cleared_at FROM cdp.shared_devices s
+                                         WHERE s.portal = $1 AND s.kind = 'device_id' AND s.value = $2), '-infinity')",
+        &[portal.into(), device.into(), at.into(), (window_s as f64).into()],
+    )
+    .one()
+    .value("uids")
+}
+
 /// Marks the device id or UID shared (again, if an admin had cleared it) and
 /// flags its UIDs: the UID itself, or every UID last seen on the device.
 pub fn mark_shared(
@@ -73,21 +89,20 @@ pub fn mark_shared(
     kind: Kind,
     value: &str,
     at: TimestampWithTimeZone,
-    customers: i64,
-    window_s: i64,
+    evidence: &serde_json::Value,
 ) {
     exec(
         client,
         "WITH decided AS (
              INSERT INTO cdp.shared_devices AS s (portal, kind, value, detected_at, evidence)
-             VALUES ($1, $2, $3, $4, pg_catalog.jsonb_build_object('customers', $5, 'window_s', $6))
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (portal, kind, value) DO UPDATE
              SET detected_at = excluded.detected_at, decided_at = now(), evidence = excluded.evidence, cleared_at = NULL, cleared_by = NULL
          )
          UPDATE cdp.uids u SET shared = true
          WHERE u.portal = $1 AND NOT u.shared
            AND ((($2 = 'uid') AND u.uid = $3) OR (($2 = 'device_id') AND u.last_device_id = $3))",
-        &[portal.into(), kind.as_str().into(), value.into(), at.into(), customers.into(), window_s.into()],
+        &[portal.into(), kind.as_str().into(), value.into(), at.into(), pgrx::JsonB(evidence.clone()).into()],
     );
 }
 

@@ -84,3 +84,14 @@ RESET cdp.portal;
 -- Erasure removes what it noted about the subject.
 SELECT cdp.forget_customer(cdp.md5('ben@example.com'));
 SELECT t.eq((SELECT count(*) FROM cdp.identified_on WHERE customer_profile = :ben), 0::bigint, 'erasing Ben removes where he was identified');
+
+-- Many cookies on one device (logouts, cleared cookies) can count as evidence too, when a portal asks for it.
+SELECT cdp.create_portal('churn', '{"shared_device_uids": 3}');
+SET cdp.portal = 'churn';
+SELECT cdp.track_event('kiosk-' || g, 'page', 'view', jsonb_build_object('context', t.ctx('kiosk-pc')), '2026-11-01 10:00Z'::timestamptz + g * interval '1 hour')
+FROM generate_series(1, 3) g;
+SELECT cdp.track_event('kiosk-3', 'user', 'sign_in', t.sign_in('kiosk-user@example.com', '{}', t.ctx('kiosk-pc')), '2026-11-01 14:00Z');
+SELECT t.eq((SELECT evidence->'uids' FROM cdp.shared_devices WHERE portal = 'churn' AND value = 'kiosk-pc'), '3'::jsonb,
+            'shared_device_uids: three cookies on one device make it shared, with the count as evidence');
+SELECT t.eq((SELECT count(*) FROM cdp.merges WHERE portal = 'churn' AND reason = 'device_id'), 0::bigint, 'and it links nobody by device');
+RESET cdp.portal;

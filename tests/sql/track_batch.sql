@@ -105,3 +105,18 @@ SELECT t.eq((:'r5'::jsonb->>'stored')::int, 10000, 'a 10,000-item batch is store
 SELECT t.eq((SELECT count(*) FROM cdp.events WHERE uid LIKE 'big-%'), 10000::bigint, 'all 10,000 events are there');
 SELECT t.eq((SELECT count(*) FROM cdp.uids WHERE uid LIKE 'big-%'), 500::bigint, 'one profile per UID');
 SELECT t.eq(jsonb_array_length(:'r5'::jsonb->'profile_ids'), 10000, 'a profile id per item');
+
+-- A batch means what its events mean one by one, in order: a UID first seen
+-- after a sign-in in the same batch does not exist yet when the sign-in links
+-- profiles by device (on a family computer, it is the next person after a logout).
+SELECT cdp.create_portal('one_by_one');
+SELECT cdp.track_batch('[{"uid": "ord-a", "category": "user", "action": "sign_in", "payload": {"dims": {"customers": {"customer_id": "ord-c1"}}, "context": {"device_id": "ord-dev"}}},
+                         {"uid": "ord-b", "category": "pageview", "action": "view", "payload": {"context": {"device_id": "ord-dev"}}}]') AS r \gset
+SET cdp.portal = 'one_by_one';
+SELECT cdp.track_event('ord-a', 'user', 'sign_in', '{"dims": {"customers": {"customer_id": "ord-c1"}}, "context": {"device_id": "ord-dev"}}');
+SELECT cdp.track_event('ord-b', 'pageview', 'view', '{"context": {"device_id": "ord-dev"}}');
+SELECT (SELECT count(*) FROM cdp.merges WHERE portal = 'one_by_one') AS one_by_one_merges \gset
+RESET cdp.portal;
+SELECT t.eq((SELECT count(*) FROM cdp.merges m JOIN cdp.uids u ON u.profile_id = m.from_profile WHERE u.uid = 'ord-b'), :one_by_one_merges::bigint,
+            'the later UID is merged in the batch exactly as when the events come one by one');
+SELECT t.ok((:'r'::jsonb->'profile_ids'->>1)::bigint <> (:'r'::jsonb->'profile_ids'->>0)::bigint, 'it keeps its own profile');
