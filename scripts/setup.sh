@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing cdp_identity needs, skipping what is
-# already there: PostgreSQL 15 with its server headers, clang (for pgrx's
-# bindings), sudo, python3 (test workload generator) and cargo-pgrx 0.18.0
+# already there: PostgreSQL 15 with its server headers and PL/Proxy, clang (for
+# pgrx's bindings), sudo, python3 (test workload generator), Node.js and npm,
+# Debian's chromium (browser tests) and cargo-pgrx 0.18.0
 # wired to the system PostgreSQL. Needs root (or sudo) for apt-get, and a
 # Rust toolchain (cargo) on the machine.
 set -euo pipefail
@@ -11,9 +12,14 @@ PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 
 missing=()
-for pkg in postgresql-15 postgresql-server-dev-15 postgresql-client-15 libclang-dev clang sudo python3; do
+# (nodejs/npm: the web SDK's build and tests and the Node example; python3-venv: the Python example;
+# chromium: the browser tests; postgresql-15-plproxy: the multi-node router)
+for pkg in postgresql-15 postgresql-server-dev-15 postgresql-client-15 libclang-dev clang sudo python3 python3-venv \
+           postgresql-15-plproxy chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     $SUDO apt-get update -qq

@@ -243,6 +243,17 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.portal_secrets', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.portal_grants', '');
 SELECT pg_catalog.pg_extension_config_dump('cdp.install_key', '');
 
+-- Every public function takes an optional last argument `portal` now: the
+-- 0.1 signatures go, and the functions are made again below (with the views
+-- that used them).
+DROP VIEW cdp.customers;
+DROP VIEW cdp.anonymous_profiles;
+DROP FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz), cdp.track_batch(jsonb),
+    cdp.identify(text, text, jsonb, text, timestamptz), cdp.unmerge(bigint, boolean), cdp.forget_customer(text),
+    cdp.forget_uid(text), cdp.accept_suggestion(bigint), cdp.reject_suggestion(bigint),
+    cdp.profile_of(text), cdp.root_of(bigint), cdp.family_of(bigint), cdp.profile(bigint), cdp.customer_profile(text),
+    cdp.profile_at(text, timestamptz), cdp.explain(bigint), cdp.export_customer(text);
+
 -- Every release has its own library file (see README, Upgrades): the
 -- functions of 0.1 move to this release's, unchanged otherwise.
 DO $$
@@ -258,6 +269,87 @@ $$;
 DROP FUNCTION cdp.normalize_phone(text);
 
 -- New in 0.2.0: the portal of a call, versions, verified identity, portal configuration.
+CREATE FUNCTION cdp."track_event"(
+	"uid" TEXT, /* Option < & str > */
+	"category" TEXT, /* Option < & str > */
+	"action" TEXT, /* Option < & str > */
+	"payload" jsonb DEFAULT '{}', /* Option < JsonbArg > */
+	"event_time" timestamp with time zone DEFAULT now(), /* Option < TimestampWithTimeZone > */
+	"portal" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS bigint /* Option < i64 > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'track_event_wrapper';
+
+CREATE FUNCTION cdp."track_batch"(
+	"events" jsonb, /* Option < JsonbArg > */
+	"portal" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'track_batch_wrapper';
+
+CREATE FUNCTION cdp."identify"(
+	"uid" TEXT, /* Option < & str > */
+	"customer_id" TEXT, /* Option < & str > */
+	"attributes" jsonb DEFAULT '{}', /* Option < JsonbArg > */
+	"identify_type" TEXT DEFAULT 'exact', /* Option < & str > */
+	"identify_time" timestamp with time zone DEFAULT now(), /* Option < TimestampWithTimeZone > */
+	"portal" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS bigint /* i64 */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'identify_wrapper';
+
+CREATE FUNCTION cdp."unmerge"(
+	"merge_id" bigint, /* Option < i64 > */
+	"cascade" bool DEFAULT false, /* Option < bool > */
+	"portal" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'unmerge_wrapper';
+
+CREATE FUNCTION cdp."forget_customer"(
+	"customer_id" TEXT, /* Option < & str > */
+	"portal" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'forget_customer_wrapper';
+
+CREATE FUNCTION cdp."forget_uid"(
+	"uid" TEXT, /* Option < & str > */
+	"portal" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'forget_uid_wrapper';
+
+CREATE FUNCTION cdp."accept_suggestion"(
+	"suggestion_id" bigint, /* Option < i64 > */
+	"portal" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'accept_suggestion_wrapper';
+
+CREATE FUNCTION cdp."reject_suggestion"(
+	"suggestion_id" bigint, /* Option < i64 > */
+	"portal" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'cdp_identity-0.2.0', 'reject_suggestion_wrapper';
+
 CREATE FUNCTION cdp."normalize_phone"(
 	"input" TEXT, /* Option < & str > */
 	"region" TEXT DEFAULT NULL /* Option < & str > */
@@ -280,7 +372,8 @@ CREATE FUNCTION cdp."identify_outcome"(
 	"customer_id" TEXT, /* Option < & str > */
 	"attributes" jsonb DEFAULT '{}', /* Option < JsonbArg > */
 	"identify_type" TEXT DEFAULT 'exact', /* Option < & str > */
-	"identify_time" timestamp with time zone DEFAULT now() /* Option < TimestampWithTimeZone > */
+	"identify_time" timestamp with time zone DEFAULT now(), /* Option < TimestampWithTimeZone > */
+	"portal" TEXT DEFAULT NULL /* Option < & str > */
 ) RETURNS jsonb /* JsonB */
 VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
@@ -289,15 +382,18 @@ AS 'cdp_identity-0.2.0', 'identify_outcome_wrapper';
 
 CREATE FUNCTION cdp."clear_shared"(
 	"kind" TEXT, /* Option < & str > */
-	"value" TEXT /* Option < & str > */
+	"value" TEXT, /* Option < & str > */
+	"portal" TEXT DEFAULT NULL /* Option < & str > */
 ) RETURNS bool /* bool */
 VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'cdp_identity-0.2.0', 'clear_shared_wrapper';
 
-CREATE FUNCTION cdp."current_portal"() RETURNS TEXT /* String */
-STRICT STABLE PARALLEL UNSAFE
+CREATE FUNCTION cdp."current_portal"(
+	"portal" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TEXT /* String */
+STABLE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'cdp_identity-0.2.0', 'current_portal_wrapper';
@@ -315,7 +411,8 @@ LANGUAGE c /* Rust */
 AS 'cdp_identity-0.2.0', 'version_wrapper';
 
 CREATE FUNCTION cdp."identity_hash"(
-	"customer_id" TEXT /* Option < & str > */
+	"customer_id" TEXT, /* Option < & str > */
+	"portal" TEXT DEFAULT NULL /* Option < & str > */
 ) RETURNS TEXT /* String */
 STABLE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
@@ -361,36 +458,34 @@ AS 'cdp_identity-0.2.0', 'revoke_portal_wrapper';
 
 -- The read functions and views work in the caller's portal; events_of pages.
 DROP FUNCTION cdp.events_of(bigint);
-DROP VIEW cdp.customers;
-DROP VIEW cdp.anonymous_profiles;
-CREATE OR REPLACE FUNCTION cdp.root_of(profile_id bigint) RETURNS bigint
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE OR REPLACE FUNCTION cdp.root_of(profile_id bigint, portal text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(p.merged_into, p.profile_id) FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.profile_id = $1
+    SELECT coalesce(p.merged_into, p.profile_id) FROM cdp.profiles p WHERE p.portal = cdp.current_portal($2) AND p.profile_id = $1
 $$;
 
-CREATE OR REPLACE FUNCTION cdp.profile_of(uid text) RETURNS bigint
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE OR REPLACE FUNCTION cdp.profile_of(uid text, portal text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(p.merged_into, p.profile_id)
     FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id
-    WHERE u.portal = cdp.current_portal() AND u.uid = $1
+    WHERE u.portal = cdp.current_portal($2) AND u.uid = $1
 $$;
 
-CREATE OR REPLACE FUNCTION cdp.family_of(profile_id bigint) RETURNS SETOF bigint
-LANGUAGE sql STABLE STRICT SECURITY DEFINER ROWS 4
+CREATE OR REPLACE FUNCTION cdp.family_of(profile_id bigint, portal text DEFAULT NULL) RETURNS SETOF bigint
+LANGUAGE sql STABLE SECURITY DEFINER ROWS 4
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = cdp.current_portal() AND f.profile_id = cdp.root_of($1)
+    SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = cdp.current_portal($2) AND f.profile_id = cdp.root_of($1, $2)
     UNION ALL
-    SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = cdp.current_portal() AND f.merged_into = cdp.root_of($1)
+    SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = cdp.current_portal($2) AND f.merged_into = cdp.root_of($1, $2)
 $$;
 
-CREATE OR REPLACE FUNCTION cdp.profile(profile_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE OR REPLACE FUNCTION cdp.profile(profile_id bigint, portal text DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     WITH family AS (
-        SELECT f.* FROM cdp.family_of($1) AS m(profile_id),
-                        LATERAL (SELECT f.* FROM cdp.profiles f WHERE f.portal = cdp.current_portal() AND f.profile_id = m.profile_id OFFSET 0) AS f
+        SELECT f.* FROM cdp.family_of($1, $2) AS m(profile_id),
+                        LATERAL (SELECT f.* FROM cdp.profiles f WHERE f.portal = cdp.current_portal($2) AND f.profile_id = m.profile_id OFFSET 0) AS f
     ), root AS (
         SELECT f.* FROM family f WHERE f.merged_into IS NULL
     ), activity AS (
@@ -433,19 +528,19 @@ SET search_path = pg_catalog, pg_temp AS $$
     FROM root r, activity a
 $$;
 
-CREATE OR REPLACE FUNCTION cdp.customer_profile(customer_id text) RETURNS jsonb
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE OR REPLACE FUNCTION cdp.customer_profile(customer_id text, portal text DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT cdp.profile(p.profile_id) FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.customer_id = $1
+    SELECT cdp.profile(p.profile_id, p.portal) FROM cdp.profiles p WHERE p.portal = cdp.current_portal($2) AND p.customer_id = $1
 $$;
 
 CREATE OR REPLACE FUNCTION cdp.events_of(profile_id bigint, after_event bigint DEFAULT NULL, max_rows integer DEFAULT NULL,
-                              newest_first boolean DEFAULT false)
+                              newest_first boolean DEFAULT false, portal text DEFAULT NULL)
 RETURNS TABLE (event_id bigint, uid text, category text, action text, event_time timestamptz, payload jsonb)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    here text := cdp.current_portal();
+    here text := cdp.current_portal(events_of.portal);
     newest boolean := coalesce(events_of.newest_first, false);
     root bigint;
     members bigint[];
@@ -504,11 +599,11 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION cdp.profile_at(uid text, at timestamptz) RETURNS bigint
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE OR REPLACE FUNCTION cdp.profile_at(uid text, at timestamptz, portal text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     WITH seen AS (
-        SELECT u.portal, u.profile_id FROM cdp.uids u WHERE u.portal = cdp.current_portal() AND u.uid = $1 AND u.first_seen <= $2
+        SELECT u.portal, u.profile_id FROM cdp.uids u WHERE u.portal = cdp.current_portal($3) AND u.uid = $1 AND u.first_seen <= $2
     ), own AS (
         SELECT seen.portal, coalesce(
             (SELECT m.into_profile FROM cdp.merges m
@@ -530,11 +625,11 @@ SET search_path = pg_catalog, pg_temp AS $$
     FROM own
 $$;
 
-CREATE OR REPLACE FUNCTION cdp.explain(profile_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE OR REPLACE FUNCTION cdp.explain(profile_id bigint, portal text DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     WITH root AS (
-        SELECT r.* FROM cdp.profiles r WHERE r.portal = cdp.current_portal() AND r.profile_id = cdp.root_of($1)
+        SELECT r.* FROM cdp.profiles r WHERE r.portal = cdp.current_portal($2) AND r.profile_id = cdp.root_of($1, $2)
     ), decision AS (
         SELECT m.merge_id, m.kind, m.from_profile, m.into_profile, m.reason, m.evidence, m.uid, m.identify_type,
                m.identify_time, m.merged_at, m.filled_attributes, m.uid_profile_before, m.undone_at,
@@ -566,7 +661,7 @@ SET search_path = pg_catalog, pg_temp AS $$
                                      THEN '{"rule": "first event of the UID"}'::jsonb
                                      ELSE '{"rule": "identified before it had an anonymous profile"}'::jsonb END)
                         END) ORDER BY u.uid), '[]')
-                 FROM cdp.family_of(root.profile_id) AS f(profile_id),
+                 FROM cdp.family_of(root.profile_id, root.portal) AS f(profile_id),
                       LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = root.portal AND u.profile_id = f.profile_id OFFSET 0) AS u),
         'attributes', (SELECT coalesce(jsonb_object_agg(a.key, jsonb_build_object(
                               'value', a.value, 'source', a.source, 'set_at', a.set_at, 'from_profile', a.source_profile)), '{}')
@@ -580,7 +675,7 @@ SET search_path = pg_catalog, pg_temp AS $$
                           'customer_profiles', (SELECT jsonb_agg(o.customer_profile ORDER BY o.first_at) FROM cdp.identified_on o
                                                 WHERE o.portal = s.portal AND o.kind = s.kind AND o.value = s.value))
                       ORDER BY s.kind, s.value), '[]')
-                   FROM (SELECT DISTINCT s.* FROM cdp.family_of(root.profile_id) AS f(profile_id),
+                   FROM (SELECT DISTINCT s.* FROM cdp.family_of(root.profile_id, root.portal) AS f(profile_id),
                               LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = root.portal AND u.profile_id = f.profile_id OFFSET 0) AS u,
                               LATERAL (SELECT s.* FROM cdp.shared_devices s WHERE s.portal = root.portal AND s.kind = 'uid' AND s.value = u.uid
                                        UNION ALL
@@ -604,13 +699,13 @@ SET search_path = pg_catalog, pg_temp AS $$
       AND other.customer_id IS NULL AND other.merged_into IS NULL
 $$;
 
-CREATE OR REPLACE FUNCTION cdp.export_customer(customer_id text) RETURNS jsonb
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE OR REPLACE FUNCTION cdp.export_customer(customer_id text, portal text DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     WITH c AS (
-        SELECT p.portal, p.profile_id FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.customer_id = $1
+        SELECT p.portal, p.profile_id FROM cdp.profiles p WHERE p.portal = cdp.current_portal($2) AND p.customer_id = $1
     ), family AS (
-        SELECT c.portal, cdp.family_of(c.profile_id) AS profile_id FROM c
+        SELECT c.portal, cdp.family_of(c.profile_id, c.portal) AS profile_id FROM c
         ), family_uids AS (
         SELECT u.* FROM family f, LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = f.portal AND u.profile_id = f.profile_id OFFSET 0) AS u
     ), related AS (
@@ -619,8 +714,8 @@ SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
         'customer_id', $1,
         'exported_at', now(),
-        'profile', cdp.profile(c.profile_id),
-        'explain', cdp.explain(c.profile_id),
+        'profile', cdp.profile(c.profile_id, c.portal),
+        'explain', cdp.explain(c.profile_id, c.portal),
         'uids', (SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY u.uid), '[]') FROM family_uids u),
         'identifiers', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.kind, i.value, i.profile_id), '[]')
                         FROM family f, LATERAL (SELECT i.* FROM cdp.identifiers i WHERE i.portal = f.portal AND i.profile_id = f.profile_id OFFSET 0) AS i),
@@ -637,7 +732,7 @@ SET search_path = pg_catalog, pg_temp AS $$
                                                                       WHERE m.portal = f.portal AND m.profile_id = f.profile_id OFFSET 0) AS m) AS m),
         -- Anonymous profiles with this customer's email, phone or identify id that were not merged.
         'related_profiles', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                                 'profile', cdp.profile(r.profile_id),
+                                 'profile', cdp.profile(r.profile_id, r.portal),
                                  'identifiers', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.kind, i.value), '[]')
                                                  FROM cdp.identifiers i WHERE i.portal = r.portal AND i.profile_id = r.profile_id),
                                  'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.event_time, e.event_id), '[]')
@@ -857,7 +952,7 @@ $$;
 
 -- Removes the changes a consumer has followed (up to and including `cursor`)
 -- in the caller's portal; returns how many. The feed otherwise keeps every change.
-CREATE FUNCTION cdp.prune_changes(cursor bigint) RETURNS bigint
+CREATE FUNCTION cdp.prune_changes(cursor bigint, portal text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -866,7 +961,7 @@ BEGIN
     IF prune_changes.cursor IS NULL OR prune_changes.cursor < 0 THEN
         RAISE EXCEPTION 'cursor must be a cursor cdp.changes_since returned' USING ERRCODE = '22023';
     END IF;
-    DELETE FROM cdp.identity_changes c WHERE c.portal = cdp.current_portal() AND c.xact_id <= prune_changes.cursor::text::xid8;
+    DELETE FROM cdp.identity_changes c WHERE c.portal = cdp.current_portal(prune_changes.portal) AND c.xact_id <= prune_changes.cursor::text::xid8;
     GET DIAGNOSTICS removed = ROW_COUNT;
     RETURN removed;
 END
@@ -897,11 +992,11 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cdp FROM PUBLIC;
 -- The write functions run the same few statements over and over: plan them
 -- once per backend (generic plans) instead of planning identify's larger
 -- statements again for every call. Every lookup in them is by key.
-ALTER FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION cdp.track_batch(jsonb) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION cdp.identify(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION cdp.identify_outcome(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION cdp.unmerge(bigint, boolean) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.track_batch(jsonb, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.identify(text, text, jsonb, text, timestamptz, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.identify_outcome(text, text, jsonb, text, timestamptz, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.unmerge(bigint, boolean, text) SET plan_cache_mode = force_generic_plan;
 
 -- Every function runs as the owner, with the settings it relies on pinned:
 -- * search_path: see above;
@@ -926,24 +1021,24 @@ END
 $$;
 -- Helpers that read no data: every group role.
 GRANT EXECUTE ON FUNCTION cdp.md5(text), cdp.sha256(text), cdp.normalize_email(text), cdp.normalize_phone(text, text), cdp.customer_id_for_email(text),
-    cdp.junk_reason(text), cdp.new_uid(), cdp.current_portal(), cdp.usable_portals(), cdp.version()
+    cdp.junk_reason(text), cdp.new_uid(), cdp.current_portal(text), cdp.usable_portals(), cdp.version()
     TO cdp_writer, cdp_reader, cdp_admin;
 
-GRANT EXECUTE ON FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz), cdp.track_batch(jsonb), cdp.identity_hash(text),
-    cdp.identify(text, text, jsonb, text, timestamptz), cdp.identify_outcome(text, text, jsonb, text, timestamptz), cdp.profile_of(text)
+GRANT EXECUTE ON FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz, text), cdp.track_batch(jsonb, text), cdp.identity_hash(text, text),
+    cdp.identify(text, text, jsonb, text, timestamptz, text), cdp.identify_outcome(text, text, jsonb, text, timestamptz, text), cdp.profile_of(text, text)
     TO cdp_writer;
 
-GRANT EXECUTE ON FUNCTION cdp.profile_of(text), cdp.root_of(bigint), cdp.family_of(bigint), cdp.profile(bigint),
-    cdp.customer_profile(text), cdp.events_of(bigint, bigint, integer, boolean), cdp.profile_at(text, timestamptz), cdp.explain(bigint),
+GRANT EXECUTE ON FUNCTION cdp.profile_of(text, text), cdp.root_of(bigint, text), cdp.family_of(bigint, text), cdp.profile(bigint, text),
+    cdp.customer_profile(text, text), cdp.events_of(bigint, bigint, integer, boolean, text), cdp.profile_at(text, timestamptz, text), cdp.explain(bigint, text),
     cdp.changes_since(bigint, integer)
     TO cdp_reader;
 GRANT SELECT ON cdp.customers, cdp.anonymous_profiles, cdp.devices TO cdp_reader;
 GRANT SELECT ON cdp.portals TO cdp_writer, cdp_reader;
 
-GRANT EXECUTE ON FUNCTION cdp.unmerge(bigint, boolean), cdp.forget_customer(text), cdp.forget_uid(text),
-    cdp.export_customer(text), cdp.accept_suggestion(bigint), cdp.reject_suggestion(bigint),
+GRANT EXECUTE ON FUNCTION cdp.unmerge(bigint, boolean, text), cdp.forget_customer(text, text), cdp.forget_uid(text, text),
+    cdp.export_customer(text, text), cdp.accept_suggestion(bigint, text), cdp.reject_suggestion(bigint, text),
     cdp.create_portal(text, jsonb), cdp.configure_portal(text, jsonb), cdp.grant_portal(text, text), cdp.revoke_portal(text, text),
-    cdp.prune_changes(bigint), cdp.clear_shared(text, text)
+    cdp.prune_changes(bigint, text), cdp.clear_shared(text, text, text)
     TO cdp_admin;
 
 -- Data people query the tables directly: cdp_reader may SELECT them, and

@@ -134,7 +134,7 @@ $$;
 
 -- Removes the changes a consumer has followed (up to and including `cursor`)
 -- in the caller's portal; returns how many. The feed otherwise keeps every change.
-CREATE FUNCTION cdp.prune_changes(cursor bigint) RETURNS bigint
+CREATE FUNCTION cdp.prune_changes(cursor bigint, portal text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -143,7 +143,7 @@ BEGIN
     IF prune_changes.cursor IS NULL OR prune_changes.cursor < 0 THEN
         RAISE EXCEPTION 'cursor must be a cursor cdp.changes_since returned' USING ERRCODE = '22023';
     END IF;
-    DELETE FROM cdp.identity_changes c WHERE c.portal = cdp.current_portal() AND c.xact_id <= prune_changes.cursor::text::xid8;
+    DELETE FROM cdp.identity_changes c WHERE c.portal = cdp.current_portal(prune_changes.portal) AND c.xact_id <= prune_changes.cursor::text::xid8;
     GET DIAGNOSTICS removed = ROW_COUNT;
     RETURN removed;
 END

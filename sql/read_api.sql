@@ -3,10 +3,10 @@
 -- it; asking for a profile that was merged away answers with the profile that
 -- absorbed it.
 --
--- Portals: every function reads the caller's current portal only
--- (cdp.current_portal(): the setting cdp.portal, checked against the
--- caller's grants, 42501 otherwise); a profile id of another portal is
--- unknown here. The functions run as the extension's owner (SECURITY
+-- Portals: every function reads one portal only: its optional last argument
+-- `portal`, else the session's setting cdp.portal (cdp.current_portal checks
+-- either against the caller's grants, 42501 otherwise); a profile id of
+-- another portal is unknown here. The functions run as the extension's owner (SECURITY
 -- DEFINER), the views as the caller, whose rows row-level security limits to
 -- the portals it may use.
 --
@@ -17,36 +17,36 @@
 -- checks that no read plans a sequential scan on grown tables.
 
 -- The surviving profile id of any profile (itself when it was never merged).
-CREATE FUNCTION cdp.root_of(profile_id bigint) RETURNS bigint
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE FUNCTION cdp.root_of(profile_id bigint, portal text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(p.merged_into, p.profile_id) FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.profile_id = $1
+    SELECT coalesce(p.merged_into, p.profile_id) FROM cdp.profiles p WHERE p.portal = cdp.current_portal($2) AND p.profile_id = $1
 $$;
 
 -- The current unified profile of a UID; NULL if the UID was never seen.
-CREATE FUNCTION cdp.profile_of(uid text) RETURNS bigint
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE FUNCTION cdp.profile_of(uid text, portal text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(p.merged_into, p.profile_id)
     FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id
-    WHERE u.portal = cdp.current_portal() AND u.uid = $1
+    WHERE u.portal = cdp.current_portal($2) AND u.uid = $1
 $$;
 
 -- The profile ids whose events and UIDs make up the unified profile.
-CREATE FUNCTION cdp.family_of(profile_id bigint) RETURNS SETOF bigint
-LANGUAGE sql STABLE STRICT SECURITY DEFINER ROWS 4
+CREATE FUNCTION cdp.family_of(profile_id bigint, portal text DEFAULT NULL) RETURNS SETOF bigint
+LANGUAGE sql STABLE SECURITY DEFINER ROWS 4
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = cdp.current_portal() AND f.profile_id = cdp.root_of($1)
+    SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = cdp.current_portal($2) AND f.profile_id = cdp.root_of($1, $2)
     UNION ALL
-    SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = cdp.current_portal() AND f.merged_into = cdp.root_of($1)
+    SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = cdp.current_portal($2) AND f.merged_into = cdp.root_of($1, $2)
 $$;
 
-CREATE FUNCTION cdp.profile(profile_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE FUNCTION cdp.profile(profile_id bigint, portal text DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     WITH family AS (
-        SELECT f.* FROM cdp.family_of($1) AS m(profile_id),
-                        LATERAL (SELECT f.* FROM cdp.profiles f WHERE f.portal = cdp.current_portal() AND f.profile_id = m.profile_id OFFSET 0) AS f
+        SELECT f.* FROM cdp.family_of($1, $2) AS m(profile_id),
+                        LATERAL (SELECT f.* FROM cdp.profiles f WHERE f.portal = cdp.current_portal($2) AND f.profile_id = m.profile_id OFFSET 0) AS f
     ), root AS (
         SELECT f.* FROM family f WHERE f.merged_into IS NULL
     ), activity AS (
@@ -89,10 +89,10 @@ SET search_path = pg_catalog, pg_temp AS $$
     FROM root r, activity a
 $$;
 
-CREATE FUNCTION cdp.customer_profile(customer_id text) RETURNS jsonb
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE FUNCTION cdp.customer_profile(customer_id text, portal text DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT cdp.profile(p.profile_id) FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.customer_id = $1
+    SELECT cdp.profile(p.profile_id, p.portal) FROM cdp.profiles p WHERE p.portal = cdp.current_portal($2) AND p.customer_id = $1
 $$;
 
 -- The timeline of a profile and of every profile merged into it, oldest first
@@ -102,12 +102,12 @@ $$;
 -- only as many as the page needs, so a page costs what the same query on
 -- cdp.events does.
 CREATE FUNCTION cdp.events_of(profile_id bigint, after_event bigint DEFAULT NULL, max_rows integer DEFAULT NULL,
-                              newest_first boolean DEFAULT false)
+                              newest_first boolean DEFAULT false, portal text DEFAULT NULL)
 RETURNS TABLE (event_id bigint, uid text, category text, action text, event_time timestamptz, payload jsonb)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    here text := cdp.current_portal();
+    here text := cdp.current_portal(events_of.portal);
     newest boolean := coalesce(events_of.newest_first, false);
     root bigint;
     members bigint[];
@@ -173,11 +173,11 @@ $$;
 -- replayed from history answer as of when they happened; cdp.explain keeps
 -- the moment each was decided, merged_at) until it was undone. NULL when the
 -- UID had not been seen yet.
-CREATE FUNCTION cdp.profile_at(uid text, at timestamptz) RETURNS bigint
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE FUNCTION cdp.profile_at(uid text, at timestamptz, portal text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     WITH seen AS (
-        SELECT u.portal, u.profile_id FROM cdp.uids u WHERE u.portal = cdp.current_portal() AND u.uid = $1 AND u.first_seen <= $2
+        SELECT u.portal, u.profile_id FROM cdp.uids u WHERE u.portal = cdp.current_portal($3) AND u.uid = $1 AND u.first_seen <= $2
     ), own AS (
         SELECT seen.portal, coalesce(
             (SELECT m.into_profile FROM cdp.merges m
@@ -202,11 +202,11 @@ $$;
 -- Why a profile looks as it does: each UID and the decision that brought it
 -- in, each attribute with the source and time of its value, and every
 -- identity decision about the profile (undone ones included).
-CREATE FUNCTION cdp.explain(profile_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE FUNCTION cdp.explain(profile_id bigint, portal text DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     WITH root AS (
-        SELECT r.* FROM cdp.profiles r WHERE r.portal = cdp.current_portal() AND r.profile_id = cdp.root_of($1)
+        SELECT r.* FROM cdp.profiles r WHERE r.portal = cdp.current_portal($2) AND r.profile_id = cdp.root_of($1, $2)
     ), decision AS (
         SELECT m.merge_id, m.kind, m.from_profile, m.into_profile, m.reason, m.evidence, m.uid, m.identify_type,
                m.identify_time, m.merged_at, m.filled_attributes, m.uid_profile_before, m.undone_at,
@@ -238,7 +238,7 @@ SET search_path = pg_catalog, pg_temp AS $$
                                      THEN '{"rule": "first event of the UID"}'::jsonb
                                      ELSE '{"rule": "identified before it had an anonymous profile"}'::jsonb END)
                         END) ORDER BY u.uid), '[]')
-                 FROM cdp.family_of(root.profile_id) AS f(profile_id),
+                 FROM cdp.family_of(root.profile_id, root.portal) AS f(profile_id),
                       LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = root.portal AND u.profile_id = f.profile_id OFFSET 0) AS u),
         'attributes', (SELECT coalesce(jsonb_object_agg(a.key, jsonb_build_object(
                               'value', a.value, 'source', a.source, 'set_at', a.set_at, 'from_profile', a.source_profile)), '{}')
@@ -252,7 +252,7 @@ SET search_path = pg_catalog, pg_temp AS $$
                           'customer_profiles', (SELECT jsonb_agg(o.customer_profile ORDER BY o.first_at) FROM cdp.identified_on o
                                                 WHERE o.portal = s.portal AND o.kind = s.kind AND o.value = s.value))
                       ORDER BY s.kind, s.value), '[]')
-                   FROM (SELECT DISTINCT s.* FROM cdp.family_of(root.profile_id) AS f(profile_id),
+                   FROM (SELECT DISTINCT s.* FROM cdp.family_of(root.profile_id, root.portal) AS f(profile_id),
                               LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = root.portal AND u.profile_id = f.profile_id OFFSET 0) AS u,
                               LATERAL (SELECT s.* FROM cdp.shared_devices s WHERE s.portal = root.portal AND s.kind = 'uid' AND s.value = u.uid
                                        UNION ALL
@@ -287,13 +287,13 @@ $$;
 -- identifiers, attributes (of every merged profile too), every event, the
 -- skipped identifiers and the predicted matches about them. NULL for an
 -- unknown customer.
-CREATE FUNCTION cdp.export_customer(customer_id text) RETURNS jsonb
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+CREATE FUNCTION cdp.export_customer(customer_id text, portal text DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     WITH c AS (
-        SELECT p.portal, p.profile_id FROM cdp.profiles p WHERE p.portal = cdp.current_portal() AND p.customer_id = $1
+        SELECT p.portal, p.profile_id FROM cdp.profiles p WHERE p.portal = cdp.current_portal($2) AND p.customer_id = $1
     ), family AS (
-        SELECT c.portal, cdp.family_of(c.profile_id) AS profile_id FROM c
+        SELECT c.portal, cdp.family_of(c.profile_id, c.portal) AS profile_id FROM c
         ), family_uids AS (
         SELECT u.* FROM family f, LATERAL (SELECT u.* FROM cdp.uids u WHERE u.portal = f.portal AND u.profile_id = f.profile_id OFFSET 0) AS u
     ), related AS (
@@ -302,8 +302,8 @@ SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
         'customer_id', $1,
         'exported_at', now(),
-        'profile', cdp.profile(c.profile_id),
-        'explain', cdp.explain(c.profile_id),
+        'profile', cdp.profile(c.profile_id, c.portal),
+        'explain', cdp.explain(c.profile_id, c.portal),
         'uids', (SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY u.uid), '[]') FROM family_uids u),
         'identifiers', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.kind, i.value, i.profile_id), '[]')
                         FROM family f, LATERAL (SELECT i.* FROM cdp.identifiers i WHERE i.portal = f.portal AND i.profile_id = f.profile_id OFFSET 0) AS i),
@@ -320,7 +320,7 @@ SET search_path = pg_catalog, pg_temp AS $$
                                                                       WHERE m.portal = f.portal AND m.profile_id = f.profile_id OFFSET 0) AS m) AS m),
         -- Anonymous profiles with this customer's email, phone or identify id that were not merged.
         'related_profiles', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                                 'profile', cdp.profile(r.profile_id),
+                                 'profile', cdp.profile(r.profile_id, r.portal),
                                  'identifiers', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.kind, i.value), '[]')
                                                  FROM cdp.identifiers i WHERE i.portal = r.portal AND i.profile_id = r.profile_id),
                                  'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.event_time, e.event_id), '[]')

@@ -13,7 +13,7 @@
 -- Why SECURITY DEFINER is safe here: every function runs as the extension's
 -- owner with search_path pinned to pg_catalog, pg_temp and names every
 -- object schema-qualified; no statement is built from input; each function
--- checks the caller's portal (cdp.current_portal()) before it reads or
+-- checks the caller's portal (cdp.current_portal) before it reads or
 -- writes. So a caller needs no table privilege and cannot reach a table or a
 -- portal the function would not show it. PUBLIC gets nothing.
 DO $$
@@ -40,11 +40,11 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cdp FROM PUBLIC;
 -- The write functions run the same few statements over and over: plan them
 -- once per backend (generic plans) instead of planning identify's larger
 -- statements again for every call. Every lookup in them is by key.
-ALTER FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION cdp.track_batch(jsonb) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION cdp.identify(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION cdp.identify_outcome(text, text, jsonb, text, timestamptz) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION cdp.unmerge(bigint, boolean) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.track_batch(jsonb, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.identify(text, text, jsonb, text, timestamptz, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.identify_outcome(text, text, jsonb, text, timestamptz, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION cdp.unmerge(bigint, boolean, text) SET plan_cache_mode = force_generic_plan;
 
 -- Every function runs as the owner, with the settings it relies on pinned:
 -- * search_path: see above;
@@ -69,24 +69,24 @@ END
 $$;
 -- Helpers that read no data: every group role.
 GRANT EXECUTE ON FUNCTION cdp.md5(text), cdp.sha256(text), cdp.normalize_email(text), cdp.normalize_phone(text, text), cdp.customer_id_for_email(text),
-    cdp.junk_reason(text), cdp.new_uid(), cdp.current_portal(), cdp.usable_portals(), cdp.version()
+    cdp.junk_reason(text), cdp.new_uid(), cdp.current_portal(text), cdp.usable_portals(), cdp.version()
     TO cdp_writer, cdp_reader, cdp_admin;
 
-GRANT EXECUTE ON FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz), cdp.track_batch(jsonb), cdp.identity_hash(text),
-    cdp.identify(text, text, jsonb, text, timestamptz), cdp.identify_outcome(text, text, jsonb, text, timestamptz), cdp.profile_of(text)
+GRANT EXECUTE ON FUNCTION cdp.track_event(text, text, text, jsonb, timestamptz, text), cdp.track_batch(jsonb, text), cdp.identity_hash(text, text),
+    cdp.identify(text, text, jsonb, text, timestamptz, text), cdp.identify_outcome(text, text, jsonb, text, timestamptz, text), cdp.profile_of(text, text)
     TO cdp_writer;
 
-GRANT EXECUTE ON FUNCTION cdp.profile_of(text), cdp.root_of(bigint), cdp.family_of(bigint), cdp.profile(bigint),
-    cdp.customer_profile(text), cdp.events_of(bigint, bigint, integer, boolean), cdp.profile_at(text, timestamptz), cdp.explain(bigint),
+GRANT EXECUTE ON FUNCTION cdp.profile_of(text, text), cdp.root_of(bigint, text), cdp.family_of(bigint, text), cdp.profile(bigint, text),
+    cdp.customer_profile(text, text), cdp.events_of(bigint, bigint, integer, boolean, text), cdp.profile_at(text, timestamptz, text), cdp.explain(bigint, text),
     cdp.changes_since(bigint, integer)
     TO cdp_reader;
 GRANT SELECT ON cdp.customers, cdp.anonymous_profiles, cdp.devices TO cdp_reader;
 GRANT SELECT ON cdp.portals TO cdp_writer, cdp_reader;
 
-GRANT EXECUTE ON FUNCTION cdp.unmerge(bigint, boolean), cdp.forget_customer(text), cdp.forget_uid(text),
-    cdp.export_customer(text), cdp.accept_suggestion(bigint), cdp.reject_suggestion(bigint),
+GRANT EXECUTE ON FUNCTION cdp.unmerge(bigint, boolean, text), cdp.forget_customer(text, text), cdp.forget_uid(text, text),
+    cdp.export_customer(text, text), cdp.accept_suggestion(bigint, text), cdp.reject_suggestion(bigint, text),
     cdp.create_portal(text, jsonb), cdp.configure_portal(text, jsonb), cdp.grant_portal(text, text), cdp.revoke_portal(text, text),
-    cdp.prune_changes(bigint), cdp.clear_shared(text, text)
+    cdp.prune_changes(bigint, text), cdp.clear_shared(text, text, text)
     TO cdp_admin;
 
 -- Data people query the tables directly: cdp_reader may SELECT them, and

@@ -17,13 +17,19 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::JsonB;
 
-/// Runs a call in the session's portal: it must exist and the caller may
-/// use it (22023, 42501 otherwise), and the database's catalog must be the
-/// library's version (55000 naming the command to run otherwise).
-fn in_portal<R>(f: impl FnOnce(&mut SpiClient<'_>, &Portal) -> R) -> R {
+/// Runs a call in a portal: it must exist and the caller may use it (22023,
+/// 42501 otherwise), and the database's catalog must be the library's
+/// version (55000 naming the command to run otherwise). The portal is the
+/// call's optional last argument `portal` (every public function takes one,
+/// so a router can forward a call without session state, and Citus could
+/// delegate it by that argument), else the session's `cdp.portal`.
+fn in_portal_of<R>(name: Option<&str>, f: impl FnOnce(&mut SpiClient<'_>, &Portal) -> R) -> R {
     Spi::connect_mut(|client| {
         portal::check_catalog_version(client).or_raise();
-        let portal = portal::current(client).or_raise();
+        let portal = match name {
+            Some(name) => portal::named(client, name).or_raise(),
+            None => portal::current(client).or_raise(),
+        };
         f(client, &portal)
     })
 }
@@ -38,8 +44,9 @@ fn track_event(
     action: Option<&str>,
     payload: default!(Option<JsonbArg>, "'{}'"),
     event_time: default!(Option<TimestampWithTimeZone>, "now()"),
+    portal: default!(Option<&str>, "NULL"),
 ) -> Option<i64> {
-    in_portal(|client, portal| {
+    in_portal_of(portal, |client, portal| {
         let payload = payload.as_ref().map(StoredPayload::Whole).unwrap_or(StoredPayload::Empty);
         let at = EventTime::At(event_time.unwrap_or_else(transaction_start));
         let request = TrackRequest::new(uid, category, action, payload, at, portal).or_raise();
@@ -52,8 +59,8 @@ fn track_event(
 /// counts, the rejected items and the profile id of every item.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn track_batch(events: Option<JsonbArg>) -> JsonB {
-    in_portal(|client, portal| {
+fn track_batch(events: Option<JsonbArg>, portal: default!(Option<&str>, "NULL")) -> JsonB {
+    in_portal_of(portal, |client, portal| {
         let events = events.unwrap_or_else(|| CdpError::null("events").raise());
         let items = batch::read_items(&events, transaction_start(), portal).or_raise();
         JsonB(batch::track_batch(client, portal, &events, items).to_json())
@@ -70,8 +77,9 @@ fn identify(
     attributes: default!(Option<JsonbArg>, "'{}'"),
     identify_type: default!(Option<&str>, "'exact'"),
     identify_time: default!(Option<TimestampWithTimeZone>, "now()"),
+    portal: default!(Option<&str>, "NULL"),
 ) -> i64 {
-    trusted_identify(uid, customer_id, attributes, identify_type, identify_time).customer
+    trusted_identify(uid, customer_id, attributes, identify_type, identify_time, portal).customer
 }
 
 /// `identify`, answering what happened: `{"profile_id", "outcome"
@@ -85,8 +93,9 @@ fn identify_outcome(
     attributes: default!(Option<JsonbArg>, "'{}'"),
     identify_type: default!(Option<&str>, "'exact'"),
     identify_time: default!(Option<TimestampWithTimeZone>, "now()"),
+    portal: default!(Option<&str>, "NULL"),
 ) -> JsonB {
-    let outcome = trusted_identify(uid, customer_id, attributes, identify_type, identify_time);
+    let outcome = trusted_identify(uid, customer_id, attributes, identify_type, identify_time, portal);
     JsonB(serde_json::json!({
         "profile_id": outcome.customer,
         "outcome": outcome.uid_outcome.as_str(),
@@ -103,8 +112,9 @@ fn trusted_identify(
     attributes: Option<JsonbArg>,
     identify_type: Option<&str>,
     identify_time: Option<TimestampWithTimeZone>,
+    portal: Option<&str>,
 ) -> identity::IdentifyOutcome {
-    in_portal(|client, portal| {
+    in_portal_of(portal, |client, portal| {
         let input = IdentifyInput {
             uid,
             customer_id,
@@ -127,8 +137,8 @@ fn trusted_identify(
 /// with it when `cascade`, else the call fails naming them.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn unmerge(merge_id: Option<i64>, cascade: default!(Option<bool>, "false")) -> JsonB {
-    in_portal(|client, portal| {
+fn unmerge(merge_id: Option<i64>, cascade: default!(Option<bool>, "false"), portal: default!(Option<&str>, "NULL")) -> JsonB {
+    in_portal_of(portal, |client, portal| {
         let merge_id = merge_id.unwrap_or_else(|| CdpError::null("merge_id").raise());
         JsonB(unmerge::unmerge(client, portal, merge_id, cascade.unwrap_or(false)).or_raise())
     })
@@ -138,8 +148,8 @@ fn unmerge(merge_id: Option<i64>, cascade: default!(Option<bool>, "false")) -> J
 /// is shared; false when it was not marked shared.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn clear_shared(kind: Option<&str>, value: Option<&str>) -> bool {
-    in_portal(|client, portal| {
+fn clear_shared(kind: Option<&str>, value: Option<&str>, portal: default!(Option<&str>, "NULL")) -> bool {
+    in_portal_of(portal, |client, portal| {
         let kind = kind.unwrap_or_else(|| CdpError::null("kind").raise());
         let value = value.unwrap_or_else(|| CdpError::null("value").raise());
         identity::shared::clear(client, portal, kind, value).or_raise()
@@ -150,8 +160,8 @@ fn clear_shared(kind: Option<&str>, value: Option<&str>) -> bool {
 /// counts (returned) and suppresses later events of its UIDs.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn forget_customer(customer_id: Option<&str>) -> JsonB {
-    in_portal(|client, portal| {
+fn forget_customer(customer_id: Option<&str>, portal: default!(Option<&str>, "NULL")) -> JsonB {
+    in_portal_of(portal, |client, portal| {
         let customer_id = validate::customer_id("customer_id", customer_id).or_raise();
         JsonB(erasure::forget_customer(client, portal, &customer_id).or_raise())
     })
@@ -161,8 +171,8 @@ fn forget_customer(customer_id: Option<&str>) -> JsonB {
 /// name it; keeps only hashes and counts (returned) and suppresses its later events.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn forget_uid(uid: Option<&str>) -> JsonB {
-    in_portal(|client, portal| {
+fn forget_uid(uid: Option<&str>, portal: default!(Option<&str>, "NULL")) -> JsonB {
+    in_portal_of(portal, |client, portal| {
         let uid = validate::identifier("uid", uid).or_raise();
         JsonB(erasure::forget_uid(client, portal, &uid).or_raise())
     })
@@ -172,8 +182,8 @@ fn forget_uid(uid: Option<&str>) -> JsonB {
 /// `predict`, undoable with cdp.unmerge).
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn accept_suggestion(suggestion_id: Option<i64>) -> JsonB {
-    in_portal(|client, portal| {
+fn accept_suggestion(suggestion_id: Option<i64>, portal: default!(Option<&str>, "NULL")) -> JsonB {
+    in_portal_of(portal, |client, portal| {
         let id = suggestion_id.unwrap_or_else(|| CdpError::null("suggestion_id").raise());
         JsonB(review::accept(client, portal, id).or_raise())
     })
@@ -182,8 +192,8 @@ fn accept_suggestion(suggestion_id: Option<i64>) -> JsonB {
 /// Rejects a predicted match: the pair is not suggested or predicted again.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn reject_suggestion(suggestion_id: Option<i64>) -> JsonB {
-    in_portal(|client, portal| {
+fn reject_suggestion(suggestion_id: Option<i64>, portal: default!(Option<&str>, "NULL")) -> JsonB {
+    in_portal_of(portal, |client, portal| {
         let id = suggestion_id.unwrap_or_else(|| CdpError::null("suggestion_id").raise());
         JsonB(review::reject(client, portal, id).or_raise())
     })
@@ -193,8 +203,8 @@ fn reject_suggestion(suggestion_id: Option<i64>) -> JsonB {
 /// the caller may use it. The read functions call it.
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn current_portal() -> String {
-    in_portal(|_, portal| portal.name.clone())
+fn current_portal(portal: default!(Option<&str>, "NULL")) -> String {
+    in_portal_of(portal, |_, portal| portal.name.clone())
 }
 
 /// The portals the caller may use.
@@ -216,8 +226,8 @@ fn version() -> JsonB {
 /// identity). 55000 when the portal has no secret.
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn identity_hash(customer_id: Option<&str>) -> String {
-    in_portal(|_, portal| {
+fn identity_hash(customer_id: Option<&str>, portal: default!(Option<&str>, "NULL")) -> String {
+    in_portal_of(portal, |_, portal| {
         let customer_id = validate::customer_id("customer_id", customer_id).or_raise();
         match portal.identity_secret.as_deref() {
             Some(secret) => identifiers::identity_hash(&customer_id, secret),

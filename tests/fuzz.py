@@ -610,6 +610,7 @@ WEIGHTS = {"track_event": 24, "track_batch": 12, "identify": 14, "identify_outco
            "grant_portal": 1, "revoke_portal": 1, "accept_suggestion": 1, "reject_suggestion": 1, "normalize_email": 2,
            "normalize_phone": 2, "customer_id_for_email": 1, "junk_reason": 1, "md5": 1, "sha256": 1, "identity_hash": 1,
            "changes_since": 1, "feed_page": 0.3, "prune_changes": 0.5, "unmerged_profiles_about": 0.5, "clear_shared": 1,
+           "record_decision": 0.3, "record_suggestion_accepted": 0.3,
            "misc": 1}
 # Functions that only read: a successful call changes no row count either.
 READS = {"profile_at", "explain", "export_customer", "profile_of", "profile", "customer_profile", "events_of", "root_of",
@@ -834,6 +835,17 @@ def b_feed_page(g, w, own, own_b):
 
 def b_prune_changes(g, w, own, own_b):
     return f"SELECT cdp.prune_changes({cursor_arg(g)})"
+
+
+def b_record_decision(g, w, own, own_b):
+    # internal (granted to nobody): the change feed row of a decision
+    portal = g.pick([own, own, own_b, "nope", g.adversarial(own)])
+    return f"SELECT cdp.record_decision({g.text_arg(portal, 0.05)}, {g.bigint_arg(SUB_MERGE)}, {g.pick(['true', 'false', 'NULL'])})::text"
+
+
+def b_record_suggestion_accepted(g, w, own, own_b):
+    portal = g.pick([own, own, own_b, "nope", g.adversarial(own)])
+    return f"SELECT cdp.record_suggestion_accepted({g.text_arg(portal, 0.05)}, {g.bigint_arg(SUB_SUGGESTION)})::text"
 
 
 def b_unmerged_profiles_about(g, w, own, own_b):

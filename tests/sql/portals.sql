@@ -70,3 +70,22 @@ SELECT t.raises($$SELECT cdp.track_event('u', 'c', 'a')$$, '22023', 'tracking in
 SELECT t.raises($$SELECT cdp.profile_of('u')$$, '22023', 'reading in an unknown portal', 'portal "nowhere" does not exist');
 RESET cdp.portal;
 SELECT t.raises($$SET cdp.portl = 'x'$$, '42602', 'a misspelt cdp. setting is an error');
+
+-- Every public function takes its portal as an optional last argument (for a router, or Citus delegation):
+-- the same call as under SET cdp.portal, checked the same way.
+SELECT cdp.create_portal('by_arg');
+SELECT cdp.track_event('arg-uid', 'pageview', 'view', '{}', now(), portal => 'by_arg') AS arg_p \gset
+SELECT t.eq((SELECT portal FROM cdp.events WHERE uid = 'arg-uid'), 'by_arg', 'track_event(..., portal => ...) writes in that portal');
+SELECT t.eq(cdp.profile_of('arg-uid'), NULL::bigint, 'the session''s portal does not see it');
+SELECT t.eq(cdp.profile_of('arg-uid', 'by_arg'), :arg_p::bigint, 'profile_of(uid, portal) does');
+SELECT cdp.identify('arg-uid', 'arg-cust', '{}', 'exact', now(), 'by_arg') AS arg_c \gset
+SELECT t.eq(cdp.customer_profile('arg-cust', 'by_arg')->>'kind', 'customer', 'identify and customer_profile by argument');
+SELECT t.eq((cdp.track_batch('[{"uid": "arg-uid", "category": "p", "action": "v"}]', 'by_arg')->>'stored')::int, 1, 'track_batch by argument');
+SELECT t.eq((SELECT count(*) FROM cdp.events_of(:arg_c, NULL, NULL, false, 'by_arg')), 2::bigint, 'events_of by argument');
+SELECT t.eq(cdp.explain(:arg_c, 'by_arg')->>'customer_id', 'arg-cust', 'explain by argument');
+SELECT t.ok(cdp.export_customer('arg-cust', 'by_arg') IS NOT NULL, 'export_customer by argument');
+SELECT t.eq(cdp.profile_at('arg-uid', now(), 'by_arg'), :arg_c::bigint, 'profile_at by argument');
+SELECT t.eq(cdp.current_portal('by_arg'), 'by_arg', 'current_portal(portal) checks and answers it');
+SELECT t.raises($$SELECT cdp.track_event('u', 'c', 'a', '{}', now(), 'no_such_portal')$$, '22023', 'an unknown portal by argument', 'no_such_portal');
+SELECT t.eq((cdp.forget_uid('arg-uid', 'by_arg')->>'events')::int, 2, 'forget_uid by argument');
+SELECT t.eq((SELECT count(*) FROM cdp.events WHERE portal = 'by_arg' AND uid = 'arg-uid'), 0::bigint, 'and erases in that portal');
