@@ -34,6 +34,8 @@ import sys
 import threading
 import time
 
+from cluster_env import env_of_cluster
+
 DB = "cdp_erasure_load"
 BIG_EVENTS = 100_000
 BIG_UIDS = 10
@@ -45,14 +47,6 @@ WARM_UP = 1.5      # seconds of load before the erasure starts
 TAIL = 1.5         # seconds of load after it ended
 IN_FLIGHT = 4      # statements queued ahead in each client's psql
 TIME_LINE = re.compile(r"^Time: ([0-9.]+) ms")
-
-
-def env_of_cluster():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([os.path.join(root, "scripts", "cluster.sh"), "env"], capture_output=True, text=True, check=True)
-    for assignment in out.stdout.split():
-        name, _, value = assignment.partition("=")
-        os.environ[name] = value
 
 
 def psql(sql, db=DB):

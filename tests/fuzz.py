@@ -42,6 +42,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from cluster_env import env_of_cluster
+
 DB = "cdp_fuzz"
 SEED = int(os.environ.get("CDP_FUZZ_SEED", "20261130"))
 CASES = int(os.environ.get("CDP_FUZZ_CASES", "10000"))
@@ -1073,14 +1075,6 @@ BEGIN
 END
 $f$;
 """
-
-
-def env_of_cluster():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([os.path.join(root, "scripts", "cluster.sh"), "env"], capture_output=True, text=True, check=True)
-    for assignment in out.stdout.split():
-        name, _, value = assignment.partition("=")
-        os.environ[name] = value
 
 
 def psql(sql, db=DB, check=True, timeout=600):

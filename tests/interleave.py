@@ -36,18 +36,12 @@ import sys
 import threading
 import time
 
+from cluster_env import env_of_cluster
+
 DB = "cdp_interleave"
 PSQL = ["psql", "-X", "-q", "-A", "-t", "-d", DB]
 BLOCK_TIMEOUT = 4.0    # seconds to see a session blocked (the portal's lock_timeout is 5 s)
 CALL_TIMEOUT = 20.0    # seconds any single call may take before the test gives up on it
-
-
-def env_of_cluster():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([os.path.join(root, "scripts", "cluster.sh"), "env"], capture_output=True, text=True, check=True)
-    for assignment in out.stdout.split():
-        name, _, value = assignment.partition("=")
-        os.environ[name] = value
 
 
 class Result:

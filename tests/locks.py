@@ -20,16 +20,10 @@ import subprocess
 import sys
 import time
 
+from cluster_env import env_of_cluster
+
 DB = "cdp_locks"
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-
-
-def env_of_cluster():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([os.path.join(root, "scripts", "cluster.sh"), "env"], capture_output=True, text=True, check=True)
-    for assignment in out.stdout.split():
-        name, _, value = assignment.partition("=")
-        os.environ[name] = value
 
 
 def psql(sql, check=True):

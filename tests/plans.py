@@ -28,6 +28,8 @@ import re
 import subprocess
 import sys
 
+from cluster_env import env_of_cluster
+
 DB = "cdp_plans"
 TABLES = ("profiles", "uids", "events", "identifiers", "profile_attributes", "merges", "merge_blocks",
           "identify_skips", "match_suggestions", "erasures", "erased_uids")
@@ -250,12 +252,7 @@ def check(state, found, hot_labels, top_level, failures):
 
 
 def connect_to_test_cluster():
-    """PGHOST/PGPORT/PGUSER of the test cluster (scripts/cluster.sh env)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([os.path.join(root, "scripts", "cluster.sh"), "env"], capture_output=True, text=True, check=True)
-    for assignment in out.stdout.split():
-        name, _, value = assignment.partition("=")
-        os.environ[name] = value
+    env_of_cluster()
 
 
 def main():

@@ -78,6 +78,8 @@ import os
 import random
 import shutil
 import subprocess
+
+from cluster_env import env_of_cluster
 import sys
 import tempfile
 import time
@@ -95,14 +97,6 @@ DOLLAR = "$cdp_eval$"
 # Merge reasons that are exact evidence; any other reason (today only
 # 'predict') is a predicted merge.
 EXACT_REASONS = {"uid", "device_id", "email", "phone", "identify_id"}
-
-
-def env_of_cluster():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([os.path.join(root, "scripts", "cluster.sh"), "env"], capture_output=True, text=True, check=True)
-    for assignment in out.stdout.split():
-        name, _, value = assignment.partition("=")
-        os.environ[name] = value
 
 
 PSQL_ENV = None

@@ -20,6 +20,8 @@ import re
 import subprocess
 import sys
 
+from cluster_env import env_of_cluster
+
 DB = "cdp_roles"
 ROLES = {"app": "cdp_writer", "analyst": "cdp_reader", "ops": "cdp_admin", "nobody": None,
          "tenant_app": "cdp_writer", "tenant_analyst": "cdp_reader"}
@@ -87,14 +89,6 @@ CALLS = [
     ("table shared_devices", "SELECT count(*) FROM cdp.shared_devices", {R, A}),
     ("SET a limit", "SELECT cdp.md5('loads the library'); SET cdp.max_payload_bytes = '10MB'", set()),
     ("SET a default policy", "SELECT cdp.md5('loads the library'); SET cdp.identity_verification = 'off'", set()),]
-
-
-def env_of_cluster():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([os.path.join(root, "scripts", "cluster.sh"), "env"], capture_output=True, text=True, check=True)
-    for assignment in out.stdout.split():
-        name, _, value = assignment.partition("=")
-        os.environ[name] = value
 
 
 def psql(sql, user="postgres", db=DB, check=True):

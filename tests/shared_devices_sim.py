@@ -139,6 +139,8 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
+from cluster_env import env_of_cluster
+
 DB = "cdp_sim_shared"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SEED = 20261130
@@ -547,12 +549,6 @@ class Sim:
 
 
 # ---------------------------------------------------------------- database
-
-def env_of_cluster():
-    out = subprocess.run([os.path.join(ROOT, "scripts", "cluster.sh"), "env"], capture_output=True, text=True, check=True)
-    for assignment in out.stdout.split():
-        name, _, value = assignment.partition("=")
-        os.environ[name] = value
 
 
 def psql(sql=None, db=DB, path=None, check=True):

@@ -13,16 +13,10 @@ import random
 import subprocess
 import sys
 
+from cluster_env import env_of_cluster
+
 DB = "cdp_signal_counts"
 SESSIONS, VISITORS = 6, 150
-
-
-def env_of_cluster():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([os.path.join(root, "scripts", "cluster.sh"), "env"], capture_output=True, text=True, check=True)
-    for assignment in out.stdout.split():
-        name, _, value = assignment.partition("=")
-        os.environ[name] = value
 
 
 def psql_args(db):

@@ -122,22 +122,7 @@ pub fn start_session(
     evidence: &str,
     at: TimestampWithTimeZone,
 ) {
-    let made = exec(
-        client,
-        "WITH before AS (SELECT profile_id FROM cdp.uids WHERE portal = $6 AND uid = $1),
-              moved AS (UPDATE cdp.uids SET profile_id = $3 WHERE portal = $6 AND uid = $1 RETURNING uid)
-         INSERT INTO cdp.merges (portal, kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time,
-                                 uid_profile_before)
-         SELECT $6, 'uid_reassigned', $2, $3, 'session', $4, moved.uid, 'exact', $5, before.profile_id FROM moved, before
-         RETURNING merge_id",
-        &[uid.into(), from_root.into(), new_profile.into(), evidence.into(), at.into(), portal.into()],
-    )
-    .rows()
-    .map(|row| row.value::<i64>("merge_id"))
-    .collect::<Vec<i64>>();
-    for merge_id in made {
-        record_change(client, portal, merge_id, false);
-    }
+    move_uid(client, portal, uid, (from_root, new_profile), ("session", evidence), IdentifyType::Exact, at);
 }
 
 /// The profile an earlier session of a UID on a shared device was given, if
@@ -158,15 +143,29 @@ pub fn session_profile(client: &mut SpiClient<'_>, portal: &str, uid: &str, evid
 /// A UID of customer `from` identifies as another customer: the UID counts
 /// for `into` from now on, `from` keeps its id and its history.
 pub fn reassign_uid(client: &mut SpiClient<'_>, portal: &str, uid: &str, from: i64, into: i64, decided_by: &Decision<'_>) {
+    move_uid(client, portal, uid, (from, into), ("uid", uid), decided_by.identify_type, decided_by.identify_time);
+}
+
+/// Moves a UID to write to another profile and records the decision
+/// (`uid_reassigned`, with the profile it wrote to before, for the undo).
+fn move_uid(
+    client: &mut SpiClient<'_>,
+    portal: &str,
+    uid: &str,
+    (from, into): (i64, i64),
+    (reason, evidence): (&str, &str),
+    identify_type: IdentifyType,
+    at: TimestampWithTimeZone,
+) {
     let made = exec(
         client,
-        "WITH before AS (SELECT profile_id FROM cdp.uids WHERE portal = $6 AND uid = $1),
-              moved AS (UPDATE cdp.uids SET profile_id = $3 WHERE portal = $6 AND uid = $1 RETURNING uid)
+        "WITH before AS (SELECT profile_id FROM cdp.uids WHERE portal = $8 AND uid = $1),
+              moved AS (UPDATE cdp.uids SET profile_id = $3 WHERE portal = $8 AND uid = $1 RETURNING uid)
          INSERT INTO cdp.merges (portal, kind, from_profile, into_profile, reason, evidence, uid, identify_type, identify_time,
                                  uid_profile_before)
-         SELECT $6, 'uid_reassigned', $2, $3, 'uid', moved.uid, moved.uid, $4, $5, before.profile_id FROM moved, before
+         SELECT $8, 'uid_reassigned', $2, $3, $4, $5, moved.uid, $6, $7, before.profile_id FROM moved, before
          RETURNING merge_id",
-        &[uid.into(), from.into(), into.into(), decided_by.identify_type.as_str().into(), decided_by.identify_time.into(), portal.into()],
+        &[uid.into(), from.into(), into.into(), reason.into(), evidence.into(), identify_type.as_str().into(), at.into(), portal.into()],
     )
     .rows()
     .map(|row| row.value::<i64>("merge_id"))
