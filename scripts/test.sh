@@ -92,6 +92,8 @@ tests/dump_restore.sh 2>&1 | tee "$log/dump"; tally "dump/restore" "$log/dump" "
 
 echo "== upgrades"
 tests/upgrade.sh 2>&1 | tee "$log/upgrade"; tally "upgrades" "$log/upgrade" "${PIPESTATUS[0]}"
+echo "== growth benchmark smoke run"
+CDP_BENCH_INSTALLED=1 bench/growth.sh --smoke 2>&1 | tee "$log/growth" | grep -E '^(ok|FAILED|growth:)'; tally "growth smoke" "$log/growth" "${PIPESTATUS[0]}"
 echo "== benchmark smoke run"
 CDP_BENCH_INSTALLED=1 bench/run.sh --smoke 2>&1 | tee "$log/bench" | grep -E '^bench|^\|' | tail -40
 tally "benchmark smoke" "$log/bench" "${PIPESTATUS[0]}"

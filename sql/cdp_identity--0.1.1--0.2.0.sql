@@ -688,15 +688,19 @@ $$;
 CREATE OR REPLACE FUNCTION cdp.unmerged_profiles_about(portal text, customer_profile bigint) RETURNS SETOF bigint
 LANGUAGE sql STABLE STRICT
 SET search_path = pg_catalog, pg_temp AS $$
+    -- From the family's identifiers to the profiles carrying them, each step a
+    -- lookup by key (fenced: never from `customer_id IS NULL`, which every
+    -- anonymous profile matches).
     SELECT DISTINCT other.profile_id
-    FROM cdp.profiles fam
-    CROSS JOIN LATERAL (SELECT i.kind, i.value FROM cdp.identifiers i
-                        WHERE i.portal = fam.portal AND i.profile_id = fam.profile_id
-                          AND i.kind IN ('email', 'phone', 'identify_id') OFFSET 0) AS mine
-    JOIN cdp.identifiers theirs ON theirs.portal = $1 AND theirs.kind = mine.kind AND theirs.value = mine.value
-    JOIN cdp.profiles other ON other.portal = theirs.portal AND other.profile_id = theirs.profile_id
-    WHERE fam.portal = $1 AND (fam.profile_id = $2 OR fam.merged_into = $2)
-      AND other.customer_id IS NULL AND other.merged_into IS NULL
+    FROM (SELECT $2 AS profile_id
+          UNION ALL
+          SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = $1 AND f.merged_into = $2) AS fam,
+         LATERAL (SELECT i.kind, i.value FROM cdp.identifiers i
+                  WHERE i.portal = $1 AND i.profile_id = fam.profile_id AND i.kind IN ('email', 'phone', 'identify_id') OFFSET 0) AS mine,
+         LATERAL (SELECT t.profile_id FROM cdp.identifiers t
+                  WHERE t.portal = $1 AND t.kind = mine.kind AND t.value = mine.value OFFSET 0) AS theirs,
+         LATERAL (SELECT o.* FROM cdp.profiles o WHERE o.portal = $1 AND o.profile_id = theirs.profile_id OFFSET 0) AS other
+    WHERE other.customer_id IS NULL AND other.merged_into IS NULL
 $$;
 
 CREATE OR REPLACE FUNCTION cdp.export_customer(customer_id text, portal text DEFAULT NULL) RETURNS jsonb

@@ -111,6 +111,9 @@ const JUNK_VALUES: &[&str] = &[
     "%user_id%",
 ];
 
+/// The longest placeholder value (checked by a test).
+const JUNK_VALUE_MAX_LEN: usize = 20;
+
 /// What `md5(x)` / `sha256(x)` give when the SDK hashes a missing value.
 static JUNK_HASHES: LazyLock<HashSet<String>> = LazyLock::new(|| {
     ["", "undefined", "null", "[object Object]", "none", "nan"].iter().flat_map(|v| [md5_hex(v), sha256_hex(v)]).collect()
@@ -119,20 +122,28 @@ static JUNK_HASHES: LazyLock<HashSet<String>> = LazyLock::new(|| {
 /// Why a value cannot identify anybody (as a customer id or a UID), or None
 /// when it can.
 pub fn junk_reason(value: &str) -> Option<&'static str> {
-    let v = value.trim().to_lowercase();
-    let unquoted =
-        ['"', '\'', '`'].iter().find_map(|q| v.strip_prefix(*q).and_then(|rest| rest.strip_suffix(*q))).map(str::trim).unwrap_or(&v);
+    let trimmed = value.trim();
+    let unquoted = ['"', '\'', '`']
+        .iter()
+        .find_map(|q| trimmed.strip_prefix(*q).and_then(|rest| rest.strip_suffix(*q)))
+        .map(str::trim)
+        .unwrap_or(trimmed);
     if unquoted.is_empty() {
-        Some("empty value")
-    } else if unquoted.chars().all(|c| c == '0' || c == '-') {
-        Some("only zeros and dashes")
-    } else if JUNK_VALUES.contains(&unquoted) {
-        Some("placeholder value")
-    } else if JUNK_HASHES.contains(unquoted) {
-        Some("hash of an empty or placeholder value")
-    } else {
-        None
+        return Some("empty value");
     }
+    if unquoted.chars().all(|c| c == '0' || c == '-') {
+        return Some("only zeros and dashes");
+    }
+    // Only values as short as a placeholder, or as long as a hash, can be one
+    // (so a UUID, the usual UID, is decided without any copy).
+    let len = unquoted.len();
+    if len <= JUNK_VALUE_MAX_LEN && JUNK_VALUES.contains(&unquoted.to_lowercase().as_str()) {
+        return Some("placeholder value");
+    }
+    if (len == 32 || len == 64) && JUNK_HASHES.contains(&unquoted.to_ascii_lowercase()) {
+        return Some("hash of an empty or placeholder value");
+    }
+    None
 }
 
 /// Device ids that many devices send alike (placeholders, all-zero ids,
@@ -252,6 +263,13 @@ mod tests {
         for bad in ["", "xyz", &good[..63], &format!("{good}0"), &"zz".repeat(32), "é".repeat(32).as_str()] {
             assert!(!identity_hash_is_valid("cust-1", bad, "a secret of sixteen+"), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn junk_value_lengths_are_known() {
+        assert!(JUNK_VALUES.iter().all(|v| v.len() <= JUNK_VALUE_MAX_LEN), "raise JUNK_VALUE_MAX_LEN");
+        assert_eq!(junk_reason(" '[Object Object]' "), Some("placeholder value"));
+        assert_eq!(junk_reason("0190b4a2-7c3e-7d4f-9a1b-2c3d4e5f6a7b"), None);
     }
 
     #[test]

@@ -100,7 +100,12 @@ pub fn read<'a>(payload: Value<'a>) -> CdpResult<EventFacts<'a>> {
 
 fn read_context(context: Option<Container<'_>>) -> CdpResult<Context> {
     let Some(c) = context else { return Ok(Context::default()) };
-    let get = |key: &str| scalar_text(c.get(key), &format!("payload.context.{key}"));
+    // (the field's path is only spelled out for an error message)
+    let get = |key: &str| match c.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::String(_)) => Ok(v.as_text().map(|t| t.into_owned())),
+        value => scalar_text(value, &format!("payload.context.{key}")),
+    };
     Ok(Context {
         device_id: get("device_id")?,
         session_id: get("session_id")?,

@@ -77,12 +77,13 @@ pub fn anonymous_matches(
          )
          SELECT m.root, m.kind, m.value, bool_or(m.trusted) AS trusted
          FROM usable e, LATERAL (
+             -- each profile and its root looked up by id (fenced: the planner must never
+             -- start from `customer_id IS NULL`, which every anonymous profile matches)
              SELECT r.profile_id AS root, i.kind, i.value, i.trusted
-             FROM cdp.identifiers i
-             JOIN cdp.profiles p ON p.portal = i.portal AND p.profile_id = i.profile_id
-             JOIN cdp.profiles r ON r.portal = p.portal AND r.profile_id = coalesce(p.merged_into, p.profile_id)
-                          WHERE i.portal = $6 AND i.kind = e.kind AND i.value = e.value AND r.customer_id IS NULL AND r.merged_into IS NULL
-               AND NOT r.quarantined
+             FROM (SELECT i.* FROM cdp.identifiers i WHERE i.portal = $6 AND i.kind = e.kind AND i.value = e.value OFFSET 0) AS i,
+                  LATERAL (SELECT p.* FROM cdp.profiles p WHERE p.portal = $6 AND p.profile_id = i.profile_id OFFSET 0) AS p,
+                  LATERAL (SELECT r.* FROM cdp.profiles r WHERE r.portal = $6 AND r.profile_id = coalesce(p.merged_into, p.profile_id) OFFSET 0) AS r
+             WHERE r.customer_id IS NULL AND r.merged_into IS NULL AND NOT r.quarantined
              OFFSET 0) AS m
          GROUP BY m.root, m.kind, m.value",
         &[customer.into(), kinds.into(), values.into(), evidence_profile.into(), device_linking.into(), portal.into()],

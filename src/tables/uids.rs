@@ -176,8 +176,9 @@ pub fn event_profiles_for_erasure(client: &mut SpiClient<'_>, portal: &str, uid:
                UNION ALL
                SELECT pg_catalog.unnest(ARRAY[m.from_profile, m.into_profile, m.uid_profile_before]) FROM cdp.merges m
                WHERE m.portal = $2 AND m.kind = 'uid_reassigned' AND m.uid = $1) AS w
-         JOIN cdp.profiles p ON p.portal = $2 AND p.profile_id = w.profile_id
-         JOIN cdp.profiles r ON r.portal = $2 AND r.profile_id = coalesce(p.merged_into, p.profile_id)
+         -- (each profile and its root by id, fenced: never from `customer_id IS NULL`)
+         , LATERAL (SELECT p.* FROM cdp.profiles p WHERE p.portal = $2 AND p.profile_id = w.profile_id OFFSET 0) AS p
+         , LATERAL (SELECT r.* FROM cdp.profiles r WHERE r.portal = $2 AND r.profile_id = coalesce(p.merged_into, p.profile_id) OFFSET 0) AS r
          WHERE r.customer_id IS NULL OR r.profile_id = $3
          ORDER BY 1",
         &[uid.into(), portal.into(), own_customer.into()],
