@@ -7,10 +7,13 @@
 #      (tests/concurrency.sh, tests/erasure_race.sh), the identity lock
 #      (tests/locks.py: 20 rounds of 8 sessions), roles and portals with
 #      real login roles (tests/roles.py)
-#   4. no JIT and index plans on grown tables (tests/plans.py)
-#   5. pg_dump / pg_restore of the extension's data
-#   6. every released version, filled with data, updated to the current one (tests/upgrade.sh)
-#   7. a seconds-long run of the benchmark (bench/run.sh --smoke), so it cannot rot
+#   4. the components: the HTTP collector (collector/test.sh), the web SDK
+#      (sdk/web/test.sh), a real browser through both to the database and the
+#      dashboard (tests/browser/test.sh), a router and two nodes (router/test.sh)
+#   5. no JIT and index plans on grown tables (tests/plans.py)
+#   6. pg_dump / pg_restore of the extension's data
+#   7. every released version, filled with data, updated to the current one (tests/upgrade.sh)
+#   8. seconds-long runs of the benchmarks (bench/growth.sh, bench/run.sh --smoke), so they cannot rot
 # Ends with one line "all: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -83,6 +86,10 @@ echo "== HTTP collector and dashboard"
 collector/test.sh 2>&1 | tee "$log/collector" | grep -Ev '^ok '; tally "collector" "$log/collector" "${PIPESTATUS[0]}"
 echo "== web SDK: unit tests and bundle size"
 sdk/web/test.sh 2>&1 | tee "$log/sdk" | tail -15; tally "web SDK" "$log/sdk" "${PIPESTATUS[0]}"
+echo "== a real browser: the SDK, the collector, the database and the dashboard"
+tests/browser/test.sh 2>&1 | tee "$log/browser" | grep -E '^(✖|not ok|browser:|\(builds)'; tally "browser" "$log/browser" "${PIPESTATUS[0]}"
+echo "== several nodes: the PL/Proxy router (a router and two nodes)"
+router/test.sh 2>&1 | tee "$log/router" | grep -Ev '^ok '; tally "router" "$log/router" "${PIPESTATUS[0]}"
 echo "== application examples (python, node)"
 tests/examples.sh 2>&1 | tee "$log/examples"; tally "examples" "$log/examples" "${PIPESTATUS[0]}"
 echo "== no JIT, index plans on grown tables"

@@ -27,7 +27,8 @@ static PREDICT_WEIGHTS: GucSetting<Option<CString>> = GucSetting::<Option<CStrin
 static DEFAULT_TIMEZONE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"UTC"));
 static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 static IDENTITY_VERIFICATION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"off"));
-static CONTACT_LINKING: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"merge"));
+// Unset by default: `merge`, or `suggest` in a portal that requires verified identity.
+static CONTACT_LINKING: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static DEFAULT_PHONE_REGION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CLOCK_SKEW: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 static MAX_BATCH_BYTES: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024 * 1024);
@@ -91,7 +92,7 @@ pub fn register() {
         ),
         (
             c"cdp.contact_linking",c"Default for emails and phones from payloads without a verified identity: merge, suggest or off.",
-            c"merge: they merge like any evidence; suggest: they make suggestions for review; off: they never link.",
+            c"merge: they merge like any evidence; suggest: they make suggestions for review; off: they never link. Unset: merge, or suggest in portals with identity_verification = required.",
             &CONTACT_LINKING,
         ),
     ] {
@@ -480,10 +481,16 @@ impl PortalSettings {
         })
     }
 
+    /// A portal that requires verified identity does not let an unverified
+    /// email merge by default: anybody can type a customer's email into a
+    /// lead form (or a forged sign-in), and the customer's next sign-in
+    /// would take that browser in.
     pub fn contact_linking(&self) -> ContactLinking {
         self.contact_linking.unwrap_or_else(|| match text_of(&CONTACT_LINKING).as_deref() {
             Some("suggest") => ContactLinking::Suggest,
             Some("off") => ContactLinking::Off,
+            Some("merge") => ContactLinking::Merge,
+            _ if self.identity_verification() == Verification::Required => ContactLinking::Suggest,
             _ => ContactLinking::Merge,
         })
     }

@@ -43,6 +43,15 @@ SELECT t.eq(cdp.track_event('victim-phone', 'user', 'sign_in',
             :victim::bigint, 'a correctly signed claim identifies');
 SELECT t.ok(cdp.identity_hash('x') ~ '^[0-9a-f]{64}$', 'identity_hash: the HMAC-SHA256 as 64 lowercase hex digits (unit-tested against RFC 4231)');
 
+-- The forged sign-ins left the victim's email on the attacker's profile (as a lead
+-- form would). By default a verified portal does not let such an email merge:
+-- the victim's next sign-in only suggests the attacker's profile.
+SELECT t.eq(cdp.identify('victim-uid', cdp.md5('victim@example.com')), :victim::bigint, 'the victim signs in again');
+SELECT t.eq(cdp.profile_of('attacker-uid'), :attacker::bigint, 'default contact_linking here (suggest): the forger''s UID stays out');
+SELECT t.eq(cdp.profile(:victim)->'uids', '["victim-phone", "victim-uid"]'::jsonb, 'the customer''s UIDs are the victim''s own');
+SELECT t.eq((SELECT count(*) FROM cdp.match_suggestions WHERE portal = 'secure' AND profile_id = :attacker AND customer_profile = :victim AND status = 'open'),
+            1::bigint, 'the attacker''s profile is only a suggestion for review');
+
 -- Lead forms without a verified identity link by contact_linking.
 SELECT cdp.track_event('lead-uid', 'form', 'submit', '{"dims": {"customers": {"email": "victim@example.com"}}}') AS lead \gset
 SELECT cdp.configure_portal('secure', '{"contact_linking": "suggest"}');

@@ -129,7 +129,7 @@ function start() {
   }
 
   delivery.kick();
-  addEventListener("pagehide", () => delivery.beacon());
+  addEventListener("pagehide", () => delivery.close());
   document.addEventListener("visibilitychange", () => document.visibilityState == "hidden" && delivery.beacon());
 }
 

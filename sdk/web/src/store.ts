@@ -29,6 +29,7 @@ export const ls = {
   del(key: string) {
     local ? local.removeItem(key) : delete memory[key];
   },
+  keys: (): string[] => (local ? Array.from({ length: local.length }, (_, i) => local.key(i)!) : Object.keys(memory)),
 };
 
 export function getCookie(name: string): string | null {

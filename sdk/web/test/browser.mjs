@@ -168,6 +168,10 @@ export class Page {
         store.set(k, v);
       },
       removeItem: (k) => store.delete(k),
+      get length() {
+        return store.size;
+      },
+      key: (i) => [...store.keys()][i] ?? null,
     };
     const on = (where) => (type, fn) => (this.listeners[where][type] ||= []).push(fn);
     const RealDate = Date;

@@ -9,7 +9,11 @@ const track = (p, n, from = 0) => {
 };
 const ids = (batch) => batch.map((e) => e.payload.context.message_id);
 const sizes = (b) => b.requests.map((r) => r.body.batch.length);
-const queue = (b) => JSON.parse(b.storage(ORIGIN).get("_cdp_q"));
+/** The events waiting in every page's queue (each page writes its own key _cdp_q.<id>). */
+const queue = (b) => {
+  const store = b.storage(ORIGIN);
+  return { e: [...store.keys()].filter((k) => k.startsWith("_cdp_q")).flatMap((k) => JSON.parse(store.get(k)).e) };
+};
 
 test("wire format: POST {endpoint}/v1/batch?key=..., text/plain JSON {batch, sent_at}, items in the cdp.track_batch shape", async () => {
   const b = new Browser();
@@ -221,7 +225,7 @@ test("a full localStorage: the older half of the queue is dropped until it fits,
   assert.equal(queue(b).e.at(-1).i.payload.dims.products.id, "p39", "the newest are kept");
 });
 
-test("the queue outlives the page: the next page sends what the last one could not", async () => {
+test("a crashed page's queue: the next page sends it once that page has been silent for a minute", async () => {
   const b = new Browser();
   const p = b.open(ORIGIN + "/", { config: quiet });
   track(p, 3);
@@ -229,8 +233,43 @@ test("the queue outlives the page: the next page sends what the last one could n
   b.timers = [];
   b.open(ORIGIN + "/next");
   await b.tick(5000);
-  assert.deepEqual(sizes(b), [4]);
-  assert.deepEqual(b.requests[0].body.batch.map((e) => e.action), ["view", "view", "view", "view"]);
+  assert.deepEqual(sizes(b), [1], "its own page view; the other queue may belong to a live tab");
+  await b.tick(65e3);
+  assert.deepEqual(sizes(b), [1, 3]);
+  assert.deepEqual(b.requests[1].body.batch.map((e) => e.payload.dims.products.id), ["p0", "p1", "p2"]);
+  assert.equal(queue(b).e.length, 0);
+  assert.deepEqual([...b.storage(ORIGIN).keys()].filter((k) => k.startsWith("_cdp_q")), [], "no queue is left behind");
+});
+
+test("a closed page's queue: the next page takes it at once and sends it when the server's wait is over", async () => {
+  const b = new Browser();
+  const p = b.open(ORIGIN + "/", { config: quiet });
+  b.answer({ status: 503, headers: { "Retry-After": "30" } });
+  track(p, 10);
+  await b.tick(0);
+  p.close(); // no beacon while the server asked to wait
+  const next = b.open(ORIGIN + "/next", { config: quiet });
+  assert.equal(plain(next.web_event.stats()).queued, 10, "taken over: the 10 events of the closed page");
+  track(next, 2, 10);
+  await b.tick(29e3);
+  assert.deepEqual(sizes(b), [10], "the server's wait holds for the next page too");
+  await b.tick(1000);
+  assert.deepEqual(sizes(b), [10, 10]);
+  await b.tick(5000);
+  assert.deepEqual(sizes(b), [10, 10, 2]);
+  assert.equal(new Set(b.events.slice(10).map((e) => e.payload.context.message_id)).size, 12, "each event once");
+});
+
+test("tabs keep their own queues: events tracked in two tabs at once are each sent once", async () => {
+  const b = new Browser();
+  const one = b.open(ORIGIN + "/a", { config: quiet });
+  const two = b.open(ORIGIN + "/b", { config: quiet });
+  for (let i = 0; i < 20; i++) track(i % 2 ? one : two, 1, i);
+  assert.equal([...b.storage(ORIGIN).keys()].filter((k) => k.startsWith("_cdp_q.")).length, 2);
+  await b.tick(10e3);
+  const sent = b.events.map((e) => e.payload.context.message_id);
+  assert.equal(sent.length, 20);
+  assert.equal(new Set(sent).size, 20);
 });
 
 test("pagehide sends what waits with navigator.sendBeacon", async () => {
