@@ -421,6 +421,28 @@ def report(cfg, ing_rows, ing, pgb, merge, ident, rd_checks, rd, mix):
     return "\n".join(lines), dict(batch=batch_ratio, row=row_ratio, merge=merge_ratio, plbase=plbase_ratio, mixed_ok=mix["ok"])
 
 
+def collector_section(smoke):
+    """bench/collector.py on this run's cluster: the section, and whether its smoke checks passed."""
+    with tempfile.NamedTemporaryFile(suffix=".md") as f:
+        out = subprocess.run([sys.executable, os.path.join(HERE, "collector.py"), "--markdown", f.name] + (["--smoke"] if smoke else []),
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"bench: bench/collector.py failed:\n{out.stdout[-3000:]}{out.stderr[-2000:]}")
+            return "", False
+        return open(f.name).read().strip(), True
+
+
+def router_section():
+    """router/bench.sh (its own router and two nodes): the router's overhead per call and one portal's limits."""
+    out = subprocess.run([os.path.join(ROOT, "router", "bench.sh")], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"bench: router/bench.sh failed:\n{out.stdout[-3000:]}{out.stderr[-2000:]}")
+    tables = out.stdout[out.stdout.find("Router overhead"):].strip()
+    return ("## Several nodes: the router\n\n"
+            "A router database (`cdp_identity_router`, PL/Proxy) and two nodes, three clusters on this machine "
+            "(router/bench.sh; see router/README.md).\n\n" + tables)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true")
@@ -448,6 +470,8 @@ def main():
     mix = mixed(cfg)
     print("bench: predict identify cost by number of anonymous profiles", flush=True)
     pred = predict_cost(cfg)
+    print("bench: the collector end to end", flush=True)
+    coll, coll_ok = collector_section(args.smoke)
     text, ratios = report(cfg, ing_rows, ing, pgb, merge, ident, rd_checks, rd, mix)
     k_rows, k_stored, k_ours, k_base = known
     text += (f"\n## track_batch of page views of known UIDs\n\n"
@@ -463,6 +487,10 @@ def main():
              "| anonymous profiles | ms per identify | ratio to the smallest |\n|---:|---:|---:|\n"
              + "".join(f"| {n:,} | {t:.2f} | {t / pred[small]:.2f} |\n" for n, t in sorted(pred.items()))
              + f"\nFrom {small:,} to {large:,} profiles the cost changes by {pred[large] / pred[small]:.2f}x.\n")
+    text += "\n" + coll + "\n"
+    if not args.smoke:
+        print("bench: the router", flush=True)
+        text += "\n" + router_section() + "\n"
     if cfg["accuracy"]:
         print("bench: accuracy simulations", flush=True)
         text += "\n" + accuracy() + "\n"
@@ -474,7 +502,7 @@ def main():
     if args.smoke:
         print(text)
         figures = [*ing.values(), *pgb.values(), *merge.values(), *ident.values(), *(v for pair in rd.values() for v in pair), *pred.values(), known[2], known[3]]
-        checks = [all(f > 0 for f in figures), ratios["mixed_ok"], rd_checks == f"{cfg['read_uids']} {cfg['read_events']}"]
+        checks = [all(f > 0 for f in figures), ratios["mixed_ok"], rd_checks == f"{cfg['read_uids']} {cfg['read_events']}", coll_ok]
         print(f"bench smoke: {sum(checks)} passed, {len(checks) - sum(checks)} failed")
         sys.exit(0 if all(checks) else 1)
     text += growth_section(args.out)

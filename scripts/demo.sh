@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Sets up everything, builds and installs the extension, starts a throwaway
 # local cluster, replays the seed's Day 1 / Day 3 / Day 7 story and prints the
-# merged customer profile. The cluster keeps running so you can explore it.
+# merged customer profile; then starts the collector with a sample shop and the
+# dashboard (demo/web.sh) and prints their URLs, to click through the same story
+# in a browser. Everything keeps running so you can explore it.
+#   scripts/demo.sh            the SQL story, then the shop and the dashboard
+#   scripts/demo.sh --sql      the SQL story only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -22,3 +26,4 @@ The demo database is running. Connect with:
 Stop it with:
     CDP_CLUSTER=demo scripts/cluster.sh stop      (destroy: ... destroy)
 TXT
+[ "${1:-}" = --sql ] || exec demo/web.sh
