@@ -278,12 +278,15 @@ SET search_path = pg_catalog, pg_temp AS $$
     FROM (SELECT $2 AS profile_id
           UNION ALL
           SELECT f.profile_id FROM cdp.profiles f WHERE f.portal = $1 AND f.merged_into = $2) AS fam,
+         -- (the kind is checked outside the fence: inside it, the primary key
+         -- (portal, kind, value, profile_id) would look like a match and read
+         -- every email of the portal to find this profile's)
          LATERAL (SELECT i.kind, i.value FROM cdp.identifiers i
-                  WHERE i.portal = $1 AND i.profile_id = fam.profile_id AND i.kind IN ('email', 'phone', 'identify_id') OFFSET 0) AS mine,
+                  WHERE i.portal = $1 AND i.profile_id = fam.profile_id OFFSET 0) AS mine,
          LATERAL (SELECT t.profile_id FROM cdp.identifiers t
                   WHERE t.portal = $1 AND t.kind = mine.kind AND t.value = mine.value OFFSET 0) AS theirs,
          LATERAL (SELECT o.* FROM cdp.profiles o WHERE o.portal = $1 AND o.profile_id = theirs.profile_id OFFSET 0) AS other
-    WHERE other.customer_id IS NULL AND other.merged_into IS NULL
+    WHERE mine.kind IN ('email', 'phone', 'identify_id') AND other.customer_id IS NULL AND other.merged_into IS NULL
 $$;
 
 -- Everything held about a customer, in one document (for a data subject

@@ -210,14 +210,16 @@ pub fn load(client: &mut SpiClient<'_>, portal: &str, merge_id: i64) -> Option<M
 }
 
 /// Later, still active merges into the same customer whose evidence is an
-/// identifier of the profile being restored (newest first).
+/// identifier of the profile being restored (newest first). (OFFSET 0 keeps
+/// the EXISTS a lookup by the whole key per merge: as a semi-join it would
+/// read the profile's identifiers through the primary key's range.)
 pub fn dependents(client: &mut SpiClient<'_>, portal: &str, merge: &MergeRow) -> Vec<i64> {
     exec(
         client,
         "SELECT m.merge_id FROM cdp.merges m
          WHERE m.portal = $4 AND m.into_profile = $1 AND m.kind = 'merge' AND m.undone_at IS NULL AND m.merge_id > $2
            AND EXISTS (SELECT FROM cdp.identifiers i
-                       WHERE i.portal = $4 AND i.profile_id = $3 AND i.kind = m.reason AND i.value = m.evidence)
+                       WHERE i.portal = $4 AND i.profile_id = $3 AND i.kind = m.reason AND i.value = m.evidence OFFSET 0)
          ORDER BY m.merge_id DESC",
         &[merge.into_profile.into(), merge.merge_id.into(), merge.from_profile.into(), portal.into()],
     )
