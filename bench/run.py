@@ -472,6 +472,9 @@ def main():
     pred = predict_cost(cfg)
     print("bench: the collector end to end", flush=True)
     coll, coll_ok = collector_section(args.smoke)
+    import releases  # (here: it imports this module's helpers)
+    print(f"bench: this release against {releases.OLD}", flush=True)
+    rel, rel_ok = releases.compare(cfg, args.smoke)
     text, ratios = report(cfg, ing_rows, ing, pgb, merge, ident, rd_checks, rd, mix)
     k_rows, k_stored, k_ours, k_base = known
     text += (f"\n## track_batch of page views of known UIDs\n\n"
@@ -487,7 +490,7 @@ def main():
              "| anonymous profiles | ms per identify | ratio to the smallest |\n|---:|---:|---:|\n"
              + "".join(f"| {n:,} | {t:.2f} | {t / pred[small]:.2f} |\n" for n, t in sorted(pred.items()))
              + f"\nFrom {small:,} to {large:,} profiles the cost changes by {pred[large] / pred[small]:.2f}x.\n")
-    text += "\n" + coll + "\n"
+    text += "\n" + rel + "\n" + coll + "\n"
     if not args.smoke:
         print("bench: the router", flush=True)
         text += "\n" + router_section() + "\n"
@@ -502,7 +505,7 @@ def main():
     if args.smoke:
         print(text)
         figures = [*ing.values(), *pgb.values(), *merge.values(), *ident.values(), *(v for pair in rd.values() for v in pair), *pred.values(), known[2], known[3]]
-        checks = [all(f > 0 for f in figures), ratios["mixed_ok"], rd_checks == f"{cfg['read_uids']} {cfg['read_events']}", coll_ok]
+        checks = [all(f > 0 for f in figures), ratios["mixed_ok"], rd_checks == f"{cfg['read_uids']} {cfg['read_events']}", coll_ok, rel_ok]
         print(f"bench smoke: {sum(checks)} passed, {len(checks) - sum(checks)} failed")
         sys.exit(0 if all(checks) else 1)
     text += growth_section(args.out)

@@ -731,7 +731,8 @@ SET search_path = pg_catalog, pg_temp AS $$
         'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.event_time, e.event_id), '[]')
                    FROM family f, LATERAL (SELECT e.* FROM cdp.events e WHERE e.portal = f.portal AND e.profile_id = f.profile_id OFFSET 0) AS e),
         'identify_skips', (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.skip_id), '[]')
-                           FROM cdp.identify_skips s WHERE s.portal = c.portal AND s.uid IN (SELECT u.uid FROM family_uids u)),
+                           FROM family_uids u,
+                                LATERAL (SELECT s.* FROM cdp.identify_skips s WHERE s.portal = c.portal AND s.uid = u.uid OFFSET 0) AS s),
         'match_suggestions', (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.suggestion_id), '[]')
                               FROM (SELECT m.* FROM cdp.match_suggestions m WHERE m.portal = c.portal AND m.customer_profile = c.profile_id
                                     UNION
@@ -871,7 +872,9 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.identity_changes_change_id_seq',
 -- (Not triggers: restoring a dump copies the rows of cdp.merges and of this
 -- table, and must not record the decisions a second time.)
 CREATE FUNCTION cdp.record_decision(portal text, merge_id bigint, undone boolean) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- (custom plans: a plan kept from when the tables were empty could read every
+-- merge of the portal to find one)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 BEGIN
     INSERT INTO cdp.identity_changes (portal, kind, profile_id, customer_profile, customer_id, merge_id, detail)
     SELECT m.portal,
@@ -890,7 +893,9 @@ END
 $$;
 
 CREATE FUNCTION cdp.record_suggestion_accepted(portal text, suggestion_id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- (custom plans: a plan kept from when the tables were empty could read every
+-- merge of the portal to find one)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 BEGIN
     INSERT INTO cdp.identity_changes (portal, kind, profile_id, customer_profile, customer_id, merge_id, detail)
     SELECT s.portal, 'suggestion_accepted', s.profile_id, s.customer_profile,

@@ -46,7 +46,9 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.identity_changes_change_id_seq',
 -- (Not triggers: restoring a dump copies the rows of cdp.merges and of this
 -- table, and must not record the decisions a second time.)
 CREATE FUNCTION cdp.record_decision(portal text, merge_id bigint, undone boolean) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- (custom plans: a plan kept from when the tables were empty could read every
+-- merge of the portal to find one)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 BEGIN
     INSERT INTO cdp.identity_changes (portal, kind, profile_id, customer_profile, customer_id, merge_id, detail)
     SELECT m.portal,
@@ -65,7 +67,9 @@ END
 $$;
 
 CREATE FUNCTION cdp.record_suggestion_accepted(portal text, suggestion_id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- (custom plans: a plan kept from when the tables were empty could read every
+-- merge of the portal to find one)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 BEGIN
     INSERT INTO cdp.identity_changes (portal, kind, profile_id, customer_profile, customer_id, merge_id, detail)
     SELECT s.portal, 'suggestion_accepted', s.profile_id, s.customer_profile,

@@ -18,7 +18,7 @@
 use crate::errors::{CdpError, CdpResult, ErrorKind};
 use crate::identity::suppression;
 use crate::portal::{self, Portal};
-use crate::store::exec;
+use crate::store::exec_unkept;
 use crate::tables::{profiles, uids};
 use pgrx::spi::SpiClient;
 use pgrx::JsonB;
@@ -26,36 +26,49 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+/// The decisions about the profiles `$1` and the UIDs `$3` in portal `$2`:
+/// one index lookup per column (as one statement with an OR, or as a list
+/// computed inside ERASE, the planner read every merge of the portal).
+const DOOMED_MERGES: &str = "
+    SELECT coalesce(pg_catalog.array_agg(DISTINCT d.merge_id), '{}') AS merges FROM (
+        SELECT m.merge_id FROM cdp.merges m WHERE m.portal = $2 AND m.from_profile = ANY($1)
+        UNION ALL SELECT m.merge_id FROM cdp.merges m WHERE m.portal = $2 AND m.into_profile = ANY($1)
+        UNION ALL SELECT m.merge_id FROM cdp.merges m WHERE m.portal = $2 AND m.uid_profile_before = ANY($1)
+        UNION ALL SELECT m.merge_id FROM cdp.merges m WHERE m.portal = $2 AND m.kind = 'uid_reassigned' AND m.uid = ANY($3)
+    ) AS d";
+
 /// Deletes the profiles `$1` with everything on them, the UIDs `$2`, the
 /// events of the UIDs `$6` on the profiles `$7` (found by the profile index:
-/// the events table has no UID index to keep appends cheap), and every
-/// decision, block, suggestion and skip about them; records the erasure (`$3`
-/// kind, `$4` subject hash) in portal `$5`. Every row is found by index.
+/// the events table has no UID index to keep appends cheap), the decisions
+/// `$8` (DOOMED_MERGES) and every block, suggestion and skip about them;
+/// records the erasure (`$3` kind, `$4` subject hash) in portal `$5`. Every
+/// row is found by index. (`cardinality(..) > 0` drops the conditions on an
+/// empty list when the statement is planned: left in, a plan made before the
+/// tables were analyzed read the whole portal for them.)
 const ERASE: &str = "
-    WITH doomed_merges AS (
-             SELECT m.merge_id FROM cdp.merges m
-             WHERE m.portal = $5
-               AND (m.from_profile = ANY($1) OR m.into_profile = ANY($1) OR m.uid_profile_before = ANY($1)
-                    OR (m.kind = 'uid_reassigned' AND m.uid = ANY($2)))
-         ),
-         blocks AS (
+    WITH blocks AS (
              DELETE FROM cdp.merge_blocks b
-             WHERE b.portal = $5
-               AND (b.merge_id = ANY(ARRAY(SELECT merge_id FROM doomed_merges)) OR b.from_profile = ANY($1) OR b.into_profile = ANY($1))
+             -- the rows by their addresses, each found by an index lookup per value
+             WHERE b.ctid = ANY(ARRAY(
+                 SELECT k.ctid FROM pg_catalog.unnest($8::bigint[]) AS x(id),
+                        LATERAL (SELECT k.ctid FROM cdp.merge_blocks k WHERE k.portal = $5 AND k.merge_id = x.id OFFSET 0) AS k
+                 UNION SELECT k.ctid FROM pg_catalog.unnest($1::bigint[]) AS x(id),
+                        LATERAL (SELECT k.ctid FROM cdp.merge_blocks k WHERE k.portal = $5 AND k.from_profile = x.id
+                                 UNION ALL SELECT k.ctid FROM cdp.merge_blocks k WHERE k.portal = $5 AND k.into_profile = x.id OFFSET 0) AS k))
              RETURNING 1
          ),
          unlinked AS (
              UPDATE cdp.merges SET undone_by_cascade_of = NULL
-             WHERE portal = $5 AND undone_by_cascade_of = ANY(ARRAY(SELECT merge_id FROM doomed_merges))
-               AND merge_id NOT IN (SELECT merge_id FROM doomed_merges)
+             WHERE portal = $5 AND pg_catalog.cardinality($8) > 0 AND undone_by_cascade_of = ANY($8) AND merge_id <> ALL($8)
          ),
          suggestions AS (
              DELETE FROM cdp.match_suggestions s
              WHERE s.portal = $5
-               AND (s.profile_id = ANY($1) OR s.customer_profile = ANY($1) OR s.merge_id = ANY(ARRAY(SELECT merge_id FROM doomed_merges)))
+               AND ((pg_catalog.cardinality($1) > 0 AND (s.profile_id = ANY($1) OR s.customer_profile = ANY($1)))
+                    OR (pg_catalog.cardinality($8) > 0 AND s.merge_id = ANY($8)))
              RETURNING 1
          ),
-         merges AS (DELETE FROM cdp.merges WHERE portal = $5 AND merge_id IN (SELECT merge_id FROM doomed_merges) RETURNING 1),
+         merges AS (DELETE FROM cdp.merges WHERE portal = $5 AND merge_id = ANY($8) RETURNING 1),
          events_on_profiles AS (
              DELETE FROM cdp.events e WHERE e.portal = $5 AND e.profile_id = ANY($1) RETURNING 1
          ),
@@ -66,12 +79,19 @@ const ERASE: &str = "
          ),
          identifiers AS (DELETE FROM cdp.identifiers i WHERE i.portal = $5 AND i.profile_id = ANY($1) RETURNING 1),
          profile_signals AS (DELETE FROM cdp.profile_signals s WHERE s.portal = $5 AND s.profile_id = ANY($1)),
-         attributes AS (
+         attributes AS (DELETE FROM cdp.profile_attributes a WHERE a.portal = $5 AND a.profile_id = ANY($1) RETURNING 1),
+         -- what the erased profiles gave to others by merges
+         given AS (
              DELETE FROM cdp.profile_attributes a
-             WHERE a.portal = $5 AND (a.profile_id = ANY($1) OR a.source_profile = ANY($1))
+             WHERE a.portal = $5 AND a.source_profile = ANY($1) AND a.profile_id <> ALL($1)
              RETURNING 1
          ),
-         skips AS (DELETE FROM cdp.identify_skips s WHERE s.portal = $5 AND s.uid = ANY($2) RETURNING 1),
+         skips AS (
+             DELETE FROM cdp.identify_skips s
+             WHERE s.ctid = ANY(ARRAY(SELECT k.ctid FROM pg_catalog.unnest($2::text[]) AS x(uid),
+                                             LATERAL (SELECT k.ctid FROM cdp.identify_skips k WHERE k.portal = $5 AND k.uid = x.uid OFFSET 0) AS k))
+             RETURNING 1
+         ),
          -- which devices the subject was identified on, and the erased UIDs found shared
          identified AS (DELETE FROM cdp.identified_on o WHERE o.portal = $5 AND o.customer_profile = ANY($1)),
          identified_uids AS (DELETE FROM cdp.identified_on o WHERE o.portal = $5 AND o.kind = 'uid' AND o.value = ANY($2)),
@@ -83,7 +103,7 @@ const ERASE: &str = "
                  'profiles', (SELECT count(*) FROM profiles), 'uids', (SELECT count(*) FROM uids),
                  'events', (SELECT count(*) FROM events_on_profiles) + (SELECT count(*) FROM events_of_uids),
                  'identifiers', (SELECT count(*) FROM identifiers),
-                 'attributes', (SELECT count(*) FROM attributes), 'merges', (SELECT count(*) FROM merges),
+                 'attributes', (SELECT count(*) FROM attributes) + (SELECT count(*) FROM given), 'merges', (SELECT count(*) FROM merges),
                  'merge_blocks', (SELECT count(*) FROM blocks), 'identify_skips', (SELECT count(*) FROM skips),
                  'match_suggestions', (SELECT count(*) FROM suggestions)) AS c
          ),
@@ -95,7 +115,7 @@ const ERASE: &str = "
          scrubbed AS (
              UPDATE cdp.identity_changes c SET customer_id = NULL, detail = '{}'
              WHERE c.portal = $5
-               AND (c.profile_id = ANY($1) OR c.customer_profile = ANY($1) OR c.merge_id = ANY(ARRAY(SELECT merge_id FROM doomed_merges)))
+               AND (c.profile_id = ANY($1) OR c.customer_profile = ANY($1) OR c.merge_id = ANY($8))
          ),
          announced AS (
              INSERT INTO cdp.identity_changes (portal, kind, detail)
@@ -122,7 +142,11 @@ struct Subject<'a> {
 fn erase(client: &mut SpiClient<'_>, portal: &Portal, subject: Subject<'_>) -> CdpResult<Value> {
     lock_uids(client, portal, &subject.uids)?;
     let key = suppression::key_or_make(client);
-    let row = exec(
+    let merges: Vec<i64> =
+        exec_unkept(client, DOOMED_MERGES, &[subject.profiles.clone().into(), portal.name.as_str().into(), subject.uids.clone().into()])
+            .one()
+            .value("merges");
+    let row = exec_unkept(
         client,
         ERASE,
         &[
@@ -133,6 +157,7 @@ fn erase(client: &mut SpiClient<'_>, portal: &Portal, subject: Subject<'_>) -> C
             portal.name.as_str().into(),
             subject.events_of_uids.into(),
             subject.uid_event_profiles.into(),
+            merges.into(),
         ],
     )
     .one();

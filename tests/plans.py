@@ -229,6 +229,9 @@ def round_script(r, hot, jit_only):
     return "\n".join(lines)
 
 
+PARTIAL = set()  # the extension's partial indexes (filled by main)
+
+
 def index_columns():
     """{index name: [its key columns, in order]} for the extension's indexes."""
     out = psql("\\pset tuples_only on\n\\pset format unaligned\nSELECT c.relname, string_agg(a.attname, ',' ORDER BY k.n) FROM pg_index i "
@@ -250,7 +253,12 @@ def skipped_leading_column(node, columns):
     while leading < len(cols) and cols[leading] in constrained:
         leading += 1
     later = [c for c in cols[leading:] if c in constrained]
-    return f"{node['Index Name']} ({', '.join(cols)}) constrains {', '.join(later)} but not {cols[leading]}" if later else None
+    if later:
+        return f"{node['Index Name']} ({', '.join(cols)}) constrains {', '.join(later)} but not {cols[leading]}"
+    # (a partial index holds only the rows of its predicate, a subset the planner costs)
+    if leading == 1 and cols[0] == "portal" and len(cols) > 1 and node.get("Index Name") not in PARTIAL:
+        return f"{node['Index Name']} ({', '.join(cols)}) constrains the portal only: every row of the portal"
+    return None
 
 
 def check(state, found, hot_labels, top_level, failures, columns):
@@ -276,7 +284,8 @@ def check(state, found, hot_labels, top_level, failures, columns):
                     failures.append(f"{state}: {label}: index scan of every anonymous profile ({node['Index Name']}) in: {' '.join(text.split())[:200]}")
                 skipped = skipped_leading_column(node, columns)
                 if skipped:
-                    failures.append(f"{state}: {label}: an index range scan: {skipped} ({node['Index Cond']}), in: {' '.join(text.split())[:200]}")
+                    failures.append(f"{state}: {label}: an index range scan: {skipped} ({node['Node Type']}: {node['Index Cond']}"
+                                    f"{'; filter ' + node['Filter'] if node.get('Filter') else ''}), in: {' '.join(text.split())[:200]}")
                 if node.get("Node Type") == "Seq Scan" and node.get("Schema") == "cdp" and node["Relation Name"] not in ONE_ROW \
                         and not any(text.lstrip().startswith(listing) for listing in LISTINGS):
                     failures.append(f"{state}: {label}: Seq Scan on cdp.{node['Relation Name']} in: {' '.join(text.split())[:200]}")
@@ -315,6 +324,8 @@ def main():
 
     top_level = {" ".join(sql.split()) for r in range(4) for part in calls(r) for _, sql in part}
     columns = index_columns()
+    PARTIAL.update(psql("\\pset tuples_only on\n\\pset format unaligned\nSELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                        "WHERE c.relnamespace = 'cdp'::regnamespace AND i.indpred IS NOT NULL").stdout.split())
     for state, found, hot_labels in states:
         failures = []
         control = check(state, found, hot_labels, top_level, failures, columns)

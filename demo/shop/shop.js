@@ -1,8 +1,55 @@
-// The demo shop's own script: the account link, sign-in, logout, add to cart, and the demo
-// footer (the current UID and device id; "come back another day"). The tracking calls are the
+// The demo shop's own script: the pages' header and demo footer, the catalog (the home page's
+// bestsellers, product.html?sku=...), the account link, sign-in, logout, add to cart, and the
+// demo footer's UID and device id and "come back another day". The tracking calls are the
 // seed's (tracking-users.txt): web_event.track(...) and web_event.resetAnonymousUId().
 (function () {
   var USER = "demo_shop_user"; // the shop's own "session": who signed in, for the header
+  var CATALOG = [
+    { sku: "RUN-42", art: "shoe", label: "RUN", name: "Trail running shoe", price: 89,
+      text: "Grippy, light and waterproof: for muddy Sunday runs and long summer trails." },
+    { sku: "JKT-7", art: "jacket", label: "JKT", name: "Rain jacket", price: 120,
+      text: "Three layers, taped seams, a hood that stays put. Packs into its own pocket." },
+    { sku: "BTL-1", art: "bottle", label: "BTL", name: "Steel water bottle", price: 18,
+      text: "Keeps water cold for a day and tea hot for half of one. Dents, never leaks." }
+  ];
+  var link = function (p) { return "product.html?sku=" + encodeURIComponent(p.sku); };
+  var html = function (text) {
+    var e = document.createElement("span");
+    e.textContent = String(text);
+    return e.innerHTML;
+  };
+  var fill = function (id, markup) {
+    var e = document.getElementById(id);
+    if (e) e.innerHTML = markup;
+    return e;
+  };
+
+  // ---- the pages' common parts
+  fill("site", '<div class="bar"><a class="logo" href="index.html">Northwind<span>Outdoors</span></a><nav>' +
+    CATALOG.map(function (p) { return '<a href="' + link(p) + '">' + html(p.name) + "</a>"; }).join("") +
+    '</nav><div class="account" id="account"></div></div>');
+  fill("demo", '<div class="bar"><strong>cdp_identity demo</strong> · this browser\'s UID <code id="demo-uid">…</code> · ' +
+    'device id <code id="demo-did">…</code><div class="row">' +
+    '<button type="button" id="demo-new-day" title="Forgets this browser\'s UID, as an expired or cleaned cookie would; ' +
+    'the device id stays">Come back another day (new UID)</button>' +
+    '<a href="/dashboard" target="_blank" rel="noopener">Open the dashboard</a>' +
+    '<span class="muted">Day 1: browse · Day 3: "come back another day", browse again · Day 7: sign in</span></div></div>');
+  fill("bestsellers", CATALOG.map(function (p) {
+    return '<article class="card"><a href="' + link(p) + '"><div class="art ' + p.art + '">' + p.label + "</div>" +
+      '<div class="body"><h3>' + html(p.name) + '</h3><div class="muted">' + p.sku + '</div><div class="price">£' + p.price +
+      "</div></div></a></article>";
+  }).join(""));
+  var sku = (location.search.match(/[?&]sku=([^&]*)/) || [])[1];
+  var product = CATALOG.filter(function (p) { return p.sku === decodeURIComponent(sku || ""); })[0];
+  if (document.getElementById("product")) {
+    document.title = (product ? product.name : "Not found") + " · Northwind Outdoors";
+    fill("product", product
+      ? '<div class="art ' + product.art + '">' + product.label + "</div><div><h1>" + html(product.name) + "</h1>" +
+        '<p class="muted">' + product.sku + '</p><p class="price">£' + product.price + "</p><p>" + html(product.text) + "</p>" +
+        '<button type="button" data-add-to-cart data-sku="' + product.sku + '" data-name="' + html(product.name) + '" data-price="' +
+        product.price + '">Add to cart</button><div class="notice" id="added" role="status" hidden></div></div>'
+      : '<p>No such product. <a href="index.html">Back to the shop</a></p>');
+  }
 
   function signedIn() {
     try { return JSON.parse(localStorage.getItem(USER) || "null"); } catch (e) { return null; }

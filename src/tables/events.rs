@@ -62,8 +62,9 @@ pub fn append_to_known_uid(client: &mut SpiClient<'_>, portal: &str, req: &Track
         concat!(
             "WITH s AS (
                  SELECT u.profile_id, coalesce(p.merged_into, p.profile_id) AS root
-                 FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id
-                 WHERE u.portal = $8 AND u.uid = $1
+                 FROM cdp.uids u",
+            profile_of!("u", "$8"),
+            "WHERE u.portal = $8 AND u.uid = $1
                    AND ($9::text IS NULL OR p.system ->> 'user_agent' = $9)
                    AND ($10::text IS NULL OR p.system ->> 'locale' = $10)
                    AND ($11::text IS NULL OR p.system ->> 'timezone' = $11)
@@ -197,10 +198,13 @@ pub fn insert_batch(client: &mut SpiClient<'_>, portal: &str, batch: &JsonbArg, 
 pub fn roots_of_messages(client: &mut SpiClient<'_>, portal: &str, message_ids: Vec<String>) -> HashMap<String, i64> {
     exec(
         client,
-        "SELECT k.* FROM pg_catalog.unnest($1::text[]) AS q(message_id),
+        concat!(
+            "SELECT k.* FROM pg_catalog.unnest($1::text[]) AS q(message_id),
               LATERAL (SELECT e.message_id, coalesce(p.merged_into, p.profile_id) AS root
-                       FROM cdp.events e JOIN cdp.profiles p ON p.portal = e.portal AND p.profile_id = e.profile_id
-                       WHERE e.portal = $2 AND e.message_id = q.message_id OFFSET 0) AS k",
+                       FROM cdp.events e",
+            profile_of!("e", "$2"),
+            "WHERE e.portal = $2 AND e.message_id = q.message_id OFFSET 0) AS k"
+        ),
         &[message_ids.into(), portal.into()],
     )
     .rows()

@@ -7,7 +7,7 @@
 //!
 //! Events are never touched.
 
-use crate::store::{exec, Row};
+use crate::store::{exec, exec_unkept, Row};
 use crate::validate::IdentifyType;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiClient;
@@ -199,7 +199,7 @@ fn decode(row: &Row<'_>) -> MergeRow {
 }
 
 pub fn load(client: &mut SpiClient<'_>, portal: &str, merge_id: i64) -> Option<MergeRow> {
-    exec(
+    exec_unkept(
         client,
         "SELECT merge_id, kind, from_profile, into_profile, uid, uid_profile_before, undone_at FROM cdp.merges
          WHERE portal = $2 AND merge_id = $1",
@@ -214,7 +214,7 @@ pub fn load(client: &mut SpiClient<'_>, portal: &str, merge_id: i64) -> Option<M
 /// the EXISTS a lookup by the whole key per merge: as a semi-join it would
 /// read the profile's identifiers through the primary key's range.)
 pub fn dependents(client: &mut SpiClient<'_>, portal: &str, merge: &MergeRow) -> Vec<i64> {
-    exec(
+    exec_unkept(
         client,
         "SELECT m.merge_id FROM cdp.merges m
          WHERE m.portal = $4 AND m.into_profile = $1 AND m.kind = 'merge' AND m.undone_at IS NULL AND m.merge_id > $2
@@ -232,7 +232,7 @@ pub fn dependents(client: &mut SpiClient<'_>, portal: &str, merge: &MergeRow) ->
 /// it had filled on the customer (still holding its value) are removed
 /// (returned, sorted), the row is marked.
 pub fn undo_merge(client: &mut SpiClient<'_>, portal: &str, merge: &MergeRow, cascade_of: Option<i64>) -> Vec<String> {
-    let mut removed: Vec<String> = exec(
+    let mut removed: Vec<String> = exec_unkept(
         client,
         "WITH restored AS (
              UPDATE cdp.profiles SET merged_into = NULL, merged_at = NULL
@@ -256,7 +256,7 @@ pub fn undo_merge(client: &mut SpiClient<'_>, portal: &str, merge: &MergeRow, ca
 /// Undoes a UID reassignment: the UID goes back to the profile it wrote to
 /// before; false (nothing changed) when it has moved again since.
 pub fn undo_reassignment(client: &mut SpiClient<'_>, portal: &str, merge: &MergeRow, uid: &str, before: i64) -> bool {
-    let moved = !exec(
+    let moved = !exec_unkept(
         client,
         "WITH moved AS (
              UPDATE cdp.uids SET profile_id = $3 WHERE portal = $5 AND uid = $1 AND profile_id = $2 RETURNING uid

@@ -7,6 +7,21 @@
 //! Merge blocks and suppression are identity rules: `identity::blocks`,
 //! `identity::suppression`.
 
+/// The profile of `<outer>.profile_id`, looked up by its key: fenced (OFFSET
+/// 0), because a plan made while the tables were empty could otherwise read
+/// every profile of the portal and filter on the id (tests/plans.py).
+macro_rules! profile_of {
+    ($outer:literal, $portal:literal) => {
+        concat!(
+            " CROSS JOIN LATERAL (SELECT * FROM cdp.profiles p WHERE p.portal = ",
+            $portal,
+            " AND p.profile_id = ",
+            $outer,
+            ".profile_id OFFSET 0) AS p "
+        )
+    };
+}
+
 pub mod events;
 pub mod identifiers;
 pub mod merges;

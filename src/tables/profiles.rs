@@ -136,8 +136,9 @@ pub fn find_or_create_customer(client: &mut SpiClient<'_>, portal: &str, custome
         "WITH found AS (
              SELECT profile_id, identified_at FROM cdp.profiles WHERE portal = $3 AND customer_id = $1
          ), earlier AS (
-             UPDATE cdp.profiles p SET identified_at = $2 FROM found
-             WHERE p.portal = $3 AND p.profile_id = found.profile_id AND found.identified_at > $2
+             -- (the id as a value: as a join, a plan made on empty tables read every profile of the portal)
+             UPDATE cdp.profiles p SET identified_at = $2
+             WHERE p.portal = $3 AND p.profile_id = (SELECT profile_id FROM found WHERE identified_at > $2)
          ), created AS (
              INSERT INTO cdp.profiles (portal, customer_id, identified_at)
              SELECT $3, $1, $2 WHERE NOT EXISTS (SELECT FROM found)

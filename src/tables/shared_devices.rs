@@ -91,19 +91,27 @@ pub fn mark_shared(
     at: TimestampWithTimeZone,
     evidence: &serde_json::Value,
 ) {
-    exec(
-        client,
-        "WITH decided AS (
-             INSERT INTO cdp.shared_devices AS s (portal, kind, value, detected_at, evidence)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (portal, kind, value) DO UPDATE
-             SET detected_at = excluded.detected_at, decided_at = now(), evidence = excluded.evidence, cleared_at = NULL, cleared_by = NULL
-         )
-         UPDATE cdp.uids u SET shared = true
-         WHERE u.portal = $1 AND NOT u.shared
-           AND ((($2 = 'uid') AND u.uid = $3) OR (($2 = 'device_id') AND u.last_device_id = $3))",
-        &[portal.into(), kind.as_str().into(), value.into(), at.into(), pgrx::JsonB(evidence.clone()).into()],
-    );
+    // One statement per kind, each a lookup by its own index (one statement
+    // for both, with the kind as a parameter, plans a scan of the portal).
+    macro_rules! mark {
+        ($uids:literal) => {
+            concat!(
+                "WITH decided AS (
+                     INSERT INTO cdp.shared_devices AS s (portal, kind, value, detected_at, evidence)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (portal, kind, value) DO UPDATE
+                     SET detected_at = excluded.detected_at, decided_at = now(), evidence = excluded.evidence, cleared_at = NULL, cleared_by = NULL
+                 )
+                 UPDATE cdp.uids u SET shared = true WHERE u.portal = $1 AND NOT u.shared AND ",
+                $uids
+            )
+        };
+    }
+    let sql = match kind {
+        Kind::Uid => mark!("u.uid = $3"),
+        Kind::Device => mark!("u.last_device_id = $3"),
+    };
+    exec(client, sql, &[portal.into(), kind.as_str().into(), value.into(), at.into(), pgrx::JsonB(evidence.clone()).into()]);
 }
 
 /// Which of these device ids are marked shared.

@@ -99,8 +99,9 @@ pub fn resolve(client: &mut SpiClient<'_>, portal: &str, uid: &str) -> Option<Ui
         concat!(
             "SELECT ",
             uid_state_columns!(),
-            " FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id
-              WHERE u.portal = $2 AND u.uid = $1 FOR KEY SHARE OF u"
+            " FROM cdp.uids u",
+            profile_of!("u", "$2"),
+            "WHERE u.portal = $2 AND u.uid = $1 FOR KEY SHARE OF u"
         ),
         &[uid.into(), portal.into()],
     )
@@ -117,8 +118,9 @@ pub fn resolve_many(client: &mut SpiClient<'_>, portal: &str, uids: Vec<String>)
         concat!(
             "SELECT k.* FROM pg_catalog.unnest($1::text[]) AS q(uid), LATERAL (SELECT ",
             uid_state_columns!(),
-            " FROM cdp.uids u JOIN cdp.profiles p ON p.portal = u.portal AND p.profile_id = u.profile_id
-                            WHERE u.portal = $2 AND u.uid = q.uid FOR KEY SHARE OF u OFFSET 0) AS k"
+            " FROM cdp.uids u",
+            profile_of!("u", "$2"),
+            "WHERE u.portal = $2 AND u.uid = q.uid FOR KEY SHARE OF u OFFSET 0) AS k"
         ),
         &[uids.into(), portal.into()],
     )

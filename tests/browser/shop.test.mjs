@@ -27,7 +27,7 @@ test("demo shop: Day 1 browse and add to cart, Day 3 a new UID, Day 7 sign in: o
   await page.goto(BASE + "/shop/index.html");
   const uid1 = await footerUid(page);
   assert.equal(await cookie(context, "_cdp_uid"), uid1, "the footer shows the UID of the cookie");
-  await page.click(".card a[href='product-shoe.html']");
+  await page.click(".card a[href='product.html?sku=RUN-42']");
   await page.click("[data-add-to-cart]");
   await page.waitForSelector("#added:not([hidden])");
   const day1 = await waitFor("Day 1's three events", () => eventsOf(uid1).length === 3 && eventsOf(uid1));
@@ -39,7 +39,7 @@ test("demo shop: Day 1 browse and add to cart, Day 3 a new UID, Day 7 sign in: o
   await Promise.all([page.waitForURL(/\/shop\/index\.html$/), page.click("#demo-new-day")]);
   const uid2 = await footerUid(page);
   assert.notEqual(uid2, uid1);
-  await page.click("nav a[href='product-jacket.html']");
+  await page.click("nav a[href='product.html?sku=JKT-7']");
   await waitFor("Day 3's page views", () => eventsOf(uid2).length === 2);
   assert.equal(eventsOf(uid2)[0].payload.context.device_id, day1[0].payload.context.device_id, "the same device");
 
