@@ -28,7 +28,7 @@ thread_local! {
 
 /// Whether a statement run `runs` times is prepared again before its next run.
 fn replan_after(runs: u64) -> bool {
-    runs >= 64 && runs.is_power_of_two() && runs.trailing_zeros() % 2 == 0
+    runs >= 64 && runs.is_power_of_two() && runs.trailing_zeros().is_multiple_of(2)
 }
 
 /// Runs one of the extension's statements with its arguments.
