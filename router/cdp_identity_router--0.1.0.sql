@@ -239,7 +239,8 @@ BEGIN
             USING ERRCODE = '28000', DETAIL = message,
                   HINT = 'The router connects to the node as the calling role: create the role on every node with the same memberships, and let it authenticate from the router (password file, certificate, or a pooler).';
     END IF;
-    IF (state = 'XX000' AND message LIKE 'PL/Proxy function %')
+    -- (PL/Proxy's other errors, e.g. a result of the wrong shape, are bugs: they keep their own code)
+    IF (state = 'XX000' AND message LIKE 'PL/Proxy function %' AND message ~* '(connect|connection|server closed|timeout|timed out|lost|terminat)')
        OR (state IN ('57P01', '57P02', '57P03') AND message ~ '\] REMOTE FATAL: ')
        OR state LIKE '08%' THEN
         node := coalesce(node, (SELECT p.node FROM cdp_router.placement_of(portal) p));
@@ -987,7 +988,9 @@ CREATE FUNCTION cdp_router.cursor_ids(positions jsonb[]) RETURNS TABLE (place js
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO cdp_router.feed_cursors (place)
-    SELECT DISTINCT x FROM unnest(positions) x ORDER BY 1 ON CONFLICT ON CONSTRAINT feed_cursors_place_key DO NOTHING;
+    SELECT DISTINCT x FROM unnest(positions) x ORDER BY 1
+    -- (a cursor in use stays young: prune_cursors removes the ones nobody asked for lately)
+    ON CONFLICT ON CONSTRAINT feed_cursors_place_key DO UPDATE SET made_at = now();
     RETURN QUERY SELECT f.place, f.cursor FROM cdp_router.feed_cursors f WHERE f.place = ANY (positions);
 END
 $$;
@@ -1220,7 +1223,7 @@ BEGIN
     SELECT * INTO p FROM cdp_router.placement_of(portal);
     IF p.moving THEN
         RAISE EXCEPTION 'portal "%" is being moved already', portal USING ERRCODE = '55000',
-            HINT = 'If that move died, run SELECT cdp_router.abort_move(portal).';
+            HINT = format('If that move died, run SELECT cdp_router.abort_move(%L, <the node it was moving to>).', portal);
     END IF;
     IF p.node = to_node THEN
         RAISE EXCEPTION 'portal "%" is on node "%" already', portal, to_node USING ERRCODE = '22023';
