@@ -61,7 +61,8 @@ class Cluster:
     def __init__(self):
         self.own = not os.environ.get("PGHOST")
         if self.own:
-            self.env = dict(os.environ, CDP_CLUSTER="bench_collector", CDP_PGPORT=os.environ.get("CDP_BENCH_COLLECTOR_PORT", "54372"), CDP_FSYNC="on")
+            self.env = {k: v for k, v in os.environ.items() if k not in ("CDP_BASE", "CDP_PGDATA")}
+            self.env.update(CDP_CLUSTER="bench_collector", CDP_PGPORT=os.environ.get("CDP_BENCH_COLLECTOR_PORT", "54372"), CDP_FSYNC="on")
             subprocess.run([os.path.join(ROOT, "scripts", "cluster.sh"), "destroy"], env=self.env, capture_output=True)
             subprocess.run([os.path.join(ROOT, "scripts", "cluster.sh"), "start"], env=self.env, check=True)
             out = subprocess.run([os.path.join(ROOT, "scripts", "cluster.sh"), "env"], env=self.env, capture_output=True, text=True, check=True)

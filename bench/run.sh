@@ -10,6 +10,7 @@ if [ -z "${CDP_BENCH_INSTALLED:-}" ]; then  # the test suite runs the smoke run 
     echo "bench: building and installing a release build"
     cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
 fi
+unset CDP_BASE CDP_PGDATA  # (the caller's cluster; this one is the benchmark's own)
 export CDP_CLUSTER=bench CDP_PGPORT=${CDP_BENCH_PORT:-54331} CDP_FSYNC=on
 scripts/cluster.sh destroy
 scripts/cluster.sh start

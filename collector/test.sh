@@ -3,7 +3,7 @@
 #   1. lint: cargo fmt --check and cargo clippy -D warnings of the crate
 #   2. unit tests (cargo test --bins)
 #   3. the end-to-end test (tests/e2e.rs) against a real, fresh PostgreSQL 15
-#      cluster (scripts/cluster.sh, CDP_CLUSTER=collector, CDP_PGPORT=54350)
+#      cluster (scripts/cluster.sh, CDP_CLUSTER=collector, port CDP_COLLECTOR_PGPORT or 54350)
 #      where every role but postgres logs in with a password (scram-sha-256),
 #      with the collector binary started on a free port
 # Needs the extension installed in the system PostgreSQL 15 (scripts/test.sh
@@ -12,7 +12,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-export CDP_CLUSTER=collector CDP_PGPORT=${CDP_PGPORT:-54350}
+# Its own cluster whatever the caller's cluster settings are (CDP_BASE / CDP_PGPORT name the caller's).
+unset CDP_BASE CDP_PGDATA
+export CDP_CLUSTER=collector CDP_PGPORT=${CDP_COLLECTOR_PGPORT:-54350}
 PGBIN=/usr/lib/postgresql/15/bin
 log=$(mktemp -d)
 trap 'scripts/cluster.sh stop >/dev/null 2>&1; rm -rf "$log"' EXIT

@@ -15,6 +15,7 @@ if ! "$venv/bin/python" -c 'import psycopg' 2>/dev/null; then
     "$venv/bin/pip" install -q "psycopg[binary]==3.3.9" "psycopg-binary==3.3.9" "typing_extensions==4.16.0"
 fi
 clusters=(router:54360 node1:54361 node2:54362)
+unset CDP_BASE CDP_PGDATA  # (the caller's cluster; these are the router's own)
 export CDP_FSYNC=on  # (the figures go into BENCHMARKS.md: durable commits, as in production)
 cluster() { CDP_CLUSTER=${1%%:*} CDP_PGPORT=${1##*:} "$root/scripts/cluster.sh" "$2"; }
 cleanup() { for c in "${clusters[@]}"; do cluster "$c" destroy >/dev/null 2>&1 || true; done; }

@@ -23,6 +23,7 @@ if ! "$venv/bin/python" -c 'import psycopg' 2>/dev/null; then
 fi
 
 clusters=(router:54360 node1:54361 node2:54362)
+unset CDP_BASE CDP_PGDATA  # (the caller's cluster; these are the router's own)
 cluster() { CDP_CLUSTER=${1%%:*} CDP_PGPORT=${1##*:} CDP_SHARED_BUFFERS=64MB "$root/scripts/cluster.sh" "$2"; }
 cleanup() { for c in "${clusters[@]}"; do cluster "$c" destroy >/dev/null 2>&1 || true; done; }
 trap cleanup EXIT

@@ -10,7 +10,7 @@
 #
 # It installs the node packages (npm ci, only when package-lock.json changed),
 # builds the SDK (sdk/web/dist/cdp.js) and the collector (release) when needed,
-# starts its own cluster (scripts/cluster.sh, CDP_CLUSTER=browser, port 54370,
+# starts its own cluster (scripts/cluster.sh, CDP_CLUSTER=browser, port CDP_BROWSER_PGPORT or 54370,
 # password logins for every role but postgres), creates the database, a
 # collector role that is only cdp_writer, a reader and an admin dashboard role,
 # portal 'verified' (identity_verification = required), writes the collector
@@ -25,7 +25,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 cd "$ROOT"
 export PATH="$HOME/.cargo/bin:$PATH"
-export CDP_CLUSTER=browser CDP_PGPORT=${CDP_PGPORT:-54370}
+# Its own cluster whatever the caller's cluster settings are (CDP_BASE / CDP_PGPORT name the caller's).
+unset CDP_BASE CDP_PGDATA
+export CDP_CLUSTER=browser CDP_PGPORT=${CDP_BROWSER_PGPORT:-54370}
 PGBIN=/usr/lib/postgresql/15/bin
 CHROMIUM=${CDP_CHROMIUM:-/usr/bin/chromium}
 DB=cdp_browser
