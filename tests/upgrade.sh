@@ -81,7 +81,8 @@ for released in sql/released/cdp_identity--*.sql; do
     "${Q[@]}" -d $db -f tests/upgrade/reads.sql >"$work/before" 2>&1
     # 2. The current library is installed too: the old database runs its own.
     probin=$("${Q[@]}" -d $db -c "SELECT string_agg(DISTINCT probin, ',') FROM pg_proc WHERE pronamespace = 'cdp'::regnamespace AND prolang = 13")
-    if [ -e "$LIBDIR/cdp_identity-$current.so" ] && [ "$probin" = "\$libdir/${name%.so}" ]; then
+    # (0.1.x catalogs name '$libdir/cdp_identity', later ones their file without the directory)
+    if [ -e "$LIBDIR/cdp_identity-$current.so" ] && { [ "$probin" = "\$libdir/${name%.so}" ] || [ "$probin" = "${name%.so}" ]; }; then
         ok "with $current installed, the $version database still calls its own library ($probin)"
     else
         fail "the $version database points at '$probin', not its own ${name%.so} (or $current is not installed)"

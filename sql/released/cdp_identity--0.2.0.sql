@@ -1204,9 +1204,7 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.identity_changes_change_id_seq',
 -- (Not triggers: restoring a dump copies the rows of cdp.merges and of this
 -- table, and must not record the decisions a second time.)
 CREATE FUNCTION cdp.record_decision(portal text, merge_id bigint, undone boolean) RETURNS void
--- (custom plans: on empty tables every index of the portal costs the same, and
--- a kept plan could read every merge of the portal to find one)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO cdp.identity_changes (portal, kind, profile_id, customer_profile, customer_id, merge_id, detail)
     SELECT m.portal,
@@ -1219,21 +1217,24 @@ BEGIN
                'reason', m.reason, 'uid', m.uid, 'identify_type', m.identify_type, 'identify_time', m.identify_time,
                'from_customer_profile', CASE WHEN m.kind = 'uid_reassigned' THEN m.from_profile END,
                'undone_by_cascade_of', m.undone_by_cascade_of))
-    FROM cdp.merges m WHERE m.portal = record_decision.portal AND m.merge_id = record_decision.merge_id;
+    FROM cdp.merges m WHERE m.portal = record_decision.portal AND m.merge_id = record_decision.merge_id
+    -- (the order only the primary key gives: a plan made while the tables were
+    -- empty, when every index costs the same, takes the key, not another index
+    -- of the portal read whole)
+    ORDER BY m.portal, m.merge_id LIMIT 1;
     PERFORM pg_catalog.pg_notify('cdp_identity_changes', record_decision.portal);
 END
 $$;
 
 CREATE FUNCTION cdp.record_suggestion_accepted(portal text, suggestion_id bigint) RETURNS void
--- (custom plans: on empty tables every index of the portal costs the same, and
--- a kept plan could read every merge of the portal to find one)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO cdp.identity_changes (portal, kind, profile_id, customer_profile, customer_id, merge_id, detail)
     SELECT s.portal, 'suggestion_accepted', s.profile_id, s.customer_profile,
            (SELECT p.customer_id FROM cdp.profiles p WHERE p.portal = s.portal AND p.profile_id = s.customer_profile),
            s.merge_id, jsonb_build_object('suggestion_id', s.suggestion_id, 'probability', s.probability)
-    FROM cdp.match_suggestions s WHERE s.portal = record_suggestion_accepted.portal AND s.suggestion_id = record_suggestion_accepted.suggestion_id;
+    FROM cdp.match_suggestions s WHERE s.portal = record_suggestion_accepted.portal AND s.suggestion_id = record_suggestion_accepted.suggestion_id
+    ORDER BY s.portal, s.suggestion_id LIMIT 1;  -- (as in record_decision)
     PERFORM pg_catalog.pg_notify('cdp_identity_changes', record_suggestion_accepted.portal);
 END
 $$;
